@@ -375,6 +375,8 @@ def train_relevance_model(config: RelevanceTrainingConfig, resume: bool = False)
     if resume and has_checkpoint:
         progress = restore_last(output_dir, model, optimizer, scheduler, len(examples))
     else:
+        if resume:
+            print(f"--resume: no checkpoint in {output_dir / 'last'}, starting from scratch")
         progress = Progress()
         (output_dir / METRICS_FILE).unlink(missing_ok=True)  # a fresh run starts a fresh log
     (output_dir / "training_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
