@@ -68,7 +68,7 @@ class StaticCacheDecoder:
         cache = StaticCache(config=self.model.config, max_cache_len=total_length)
         positions = (attention[:, :prompt_length].cumsum(-1) - 1).clamp(min=0)  # left padding shifts positions
         logits = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                            past_key_values=cache, cache_position=torch.arange(prompt_length, device=device),
+                            cache=cache, cache_position=torch.arange(prompt_length, device=device),
                             use_cache=True, logits_to_keep=1).logits[:, -1]
         next_position = attention.sum(-1, keepdim=True)  # (B, 1)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -83,7 +83,7 @@ class StaticCacheDecoder:
                 seen[torch.arange(batch, device=device), tokens] = True
             attention[:, prompt_length + step] = 1
             logits = self.model(input_ids=tokens[:, None], attention_mask=attention, position_ids=next_position,
-                                past_key_values=cache,
+                                cache=cache,
                                 cache_position=torch.tensor([prompt_length + step], device=device),
                                 use_cache=True).logits[:, -1]
             next_position = next_position + 1
