@@ -15,10 +15,14 @@ rubric's importance (default 1, must be >= 0).
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TextIO
+
+logger = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -164,6 +168,25 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(record, dict):
                 raise DataError(path, number, "<row>", f"expected a JSON object, got {type(record).__name__}")
             yield number, record
+
+
+def drop_truncated_last_line(path: str | Path) -> None:
+    """Cut an append-only JSONL file after its last newline: rows are written whole with their newline,
+    so text after the last one is a row a kill interrupted (appending to it would corrupt the next row)."""
+    content = Path(path).read_bytes()
+    complete_length = content.rfind(b"\n") + 1
+    if complete_length < len(content):
+        logger.warning("%s: dropping a truncated last line left by an interrupted run: %r", path,
+                       content[complete_length:complete_length + 80])
+        os.truncate(path, complete_length)
+
+
+def append_jsonl(out: TextIO, rows: Iterable[dict[str, Any]]) -> None:
+    """Append rows to an open JSONL file and make them durable before returning: a kill then loses at
+    most the rows being written."""
+    out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    out.flush()
+    os.fsync(out.fileno())
 
 
 def load_prompt_rows(path: str | Path) -> list[PromptRow]:

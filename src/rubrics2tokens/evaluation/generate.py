@@ -18,9 +18,7 @@ run would have sampled (they follow the same distribution).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from rubrics2tokens.data.schema import DataError, read_jsonl
+from rubrics2tokens.data.schema import DataError, append_jsonl, drop_truncated_last_line, read_jsonl
 from rubrics2tokens.evaluation.benchmarks import BenchmarkPrompt
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
 from rubrics2tokens.models.loading import load_policy, load_tokenizer, resolve_model_path
@@ -87,7 +85,7 @@ def _generate_into(out_file: Path, pending: list[tuple[BenchmarkPrompt, int]], p
         for start in range(0, len(pending), batch_size):
             batch = pending[start:start + batch_size]
             responses = generate_batch([prompt_ids[item.key] for item, _ in batch])
-            _append_rows(out, [{"key": item.key, "prompt": item.prompt, "sample": sample, "response": response}
+            append_jsonl(out, [{"key": item.key, "prompt": item.prompt, "sample": sample, "response": response}
                                for (item, sample), response in zip(batch, responses)])
             progress.update(sum(sample == last_pending_sample[item.key] for item, sample in batch))
 
@@ -96,30 +94,13 @@ def read_completed_pairs(out_file: Path) -> set[tuple[str, int]]:
     """The (key, sample) pairs already in a responses file, after dropping a line cut short by a kill."""
     if not out_file.exists():
         return set()
-    _drop_truncated_last_line(out_file)
+    drop_truncated_last_line(out_file)
     pairs = set()
     for number, row in read_jsonl(out_file):
         if "key" not in row or not isinstance(row.get("sample"), int):
             raise DataError(out_file, number, "sample", "each row needs a 'key' and an integer 'sample'")
         pairs.add((str(row["key"]), row["sample"]))
     return pairs
-
-
-def _drop_truncated_last_line(path: Path) -> None:
-    """Cut the file after its last newline: rows are written whole with their newline, so text after the
-    last newline is a row a kill interrupted (and appending to it would corrupt the next row)."""
-    content = path.read_bytes()
-    complete_length = content.rfind(b"\n") + 1
-    if complete_length < len(content):
-        logger.warning("%s: dropping a truncated last line left by an interrupted run: %r", path,
-                       content[complete_length:complete_length + 80])
-        os.truncate(path, complete_length)
-
-
-def _append_rows(out: Any, rows: list[dict[str, Any]]) -> None:
-    out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    out.flush()
-    os.fsync(out.fileno())  # on disk before the next batch starts: a kill then loses at most that batch
 
 
 def chat_prompt_ids(tokenizer: Any, item: BenchmarkPrompt) -> list[int]:

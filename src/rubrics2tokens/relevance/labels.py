@@ -15,6 +15,7 @@ A label file is JSONL, one pair a line::
 
 Verifier labels come from policy responses: `sample_responses` samples them (resumable), then
 `label_with_verifiers` keeps every (response, rubric) whose verifier gives a known verdict and spans.
+The pairs they leave can be labelled by an LLM annotator (`rubrics2tokens.relevance.annotator`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
-from rubrics2tokens.data.schema import DataError, PromptRow, read_jsonl
+from rubrics2tokens.data.schema import DataError, PromptRow, append_jsonl, drop_truncated_last_line, read_jsonl
 from rubrics2tokens.relevance.alignment import spans_to_token_mask
 from rubrics2tokens.relevance.model import RelevanceModel
 from rubrics2tokens.verifiers.registry import run_verifier
@@ -150,9 +151,7 @@ def sample_responses(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                                   max_new_tokens, temperature)
             for (_, row), row_responses in zip(batch, responses):
                 done[row.id] = row_responses
-                handle.write(json.dumps({"prompt_id": row.id, "responses": row_responses}, ensure_ascii=False)
-                             + "\n")
-            handle.flush()
+            append_jsonl(handle, [{"prompt_id": row.id, "responses": done[row.id]} for _, row in batch])
             progress.update(len(batch))
     return {row.id: done[row.id][:samples_per_prompt] for row in rows}
 
@@ -176,19 +175,9 @@ def read_responses(path: str | Path) -> dict[str, list[str]]:
     path = Path(path)
     if not path.is_file():
         return {}
-    text = path.read_text(encoding="utf-8")
-    complete, _, partial = text.rpartition("\n")
-    if partial:
-        with path.open("r+", encoding="utf-8") as handle:
-            handle.truncate(len((complete + "\n").encode("utf-8")) if complete else 0)
+    drop_truncated_last_line(path)
     responses = {}
-    for row, line in enumerate(complete.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(path, row, "<row>", f"invalid JSON ({error.msg})") from None
+    for row, record in read_jsonl(path):
         if not isinstance(record.get("responses"), list) or not all(isinstance(r, str) for r in record["responses"]):
             raise DataError(path, row, "responses", "must be a list of strings")
         responses[str(record.get("prompt_id"))] = record["responses"]
