@@ -11,6 +11,10 @@ the judge's user message):
     [bold]                 reply text "**Yes.**" / "**No.**"
     [badjson]              a body that is not JSON
 
+A request with the relevance annotator's system prompt gets an annotation instead of a word: JSON with
+the verdict above and, as quotes, every ``"..."`` of the rubric text, plus a quote that is in no response
+when the rubric has ``[nomatch]``, in a markdown code fence with ``[fence]`` (``[maybe]``: "Maybe?").
+
 A marker ``[faultxN]`` applies only to the first N requests for that question, so ``[500x2]`` means
 "two 500s, then an answer". The server records the requests it saw, the most it handled at once and
 the Authorization headers. It runs in a thread, on an ephemeral port, and stops (hung replies
@@ -31,6 +35,7 @@ from typing import Iterator
 import pytest
 
 from rubrics2tokens.judge import JudgeConfig
+from rubrics2tokens.relevance.annotator import SYSTEM_PROMPT as ANNOTATOR_PROMPT
 
 RUBRIC_BLOCK = re.compile(r"<rubric>\n(.*)\n</rubric>", re.DOTALL)
 FAULT_MARKER = re.compile(r"\[([a-z]+|\d{3})(?:x(\d+))?\]")
@@ -63,7 +68,8 @@ class JudgeServer:
         self._http.server_close()
         self._thread.join(timeout=5)
 
-    def handle(self, rubric: str, authorization: str | None) -> tuple[int, dict[str, str], bytes, float]:
+    def handle(self, rubric: str, authorization: str | None,
+               annotating: bool = False) -> tuple[int, dict[str, str], bytes, float]:
         """(status, headers, body, delay in seconds) for one request about ``rubric``."""
         with self._lock:
             self.requests += 1
@@ -78,7 +84,8 @@ class JudgeServer:
                 return status, headers, b'{"error": "injected"}', delay_s
         if "badjson" in faults:
             return 200, {}, b'{"choices": [ not json', delay_s
-        return 200, {}, json.dumps(_completion(_reply_text(rubric, faults))).encode(), delay_s
+        reply = _annotation_text(rubric, faults) if annotating else _reply_text(rubric, faults)
+        return 200, {}, json.dumps(_completion(reply)).encode(), delay_s
 
     def wait(self, seconds: float) -> None:
         self._stopping.wait(seconds)
@@ -107,6 +114,14 @@ def _reply_text(rubric: str, faults: set[str]) -> str:
     return "YES" if passed else "NO"
 
 
+def _annotation_text(rubric: str, faults: set[str]) -> str:
+    if "maybe" in faults:
+        return "Maybe?"
+    quotes = re.findall(r'"([^"]*)"', rubric) + (["words that no response has"] if "nomatch" in faults else [])
+    text = json.dumps({"verdict": "YES" if "PASS" in rubric else "NO", "quotes": quotes})
+    return f"```json\n{text}\n```" if "fence" in faults else text
+
+
 def _completion(text: str) -> dict:
     return {"id": "test", "object": "chat.completion", "model": "test-judge",
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}]}
@@ -125,7 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
         with script.in_flight():
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             rubric = RUBRIC_BLOCK.search(request["messages"][-1]["content"]).group(1)
-            status, headers, body, delay_s = script.handle(rubric, self.headers.get("Authorization"))
+            annotating = request["messages"][0]["content"] == ANNOTATOR_PROMPT
+            status, headers, body, delay_s = script.handle(rubric, self.headers.get("Authorization"), annotating)
             script.wait(delay_s)
             try:
                 self.send_response(status)

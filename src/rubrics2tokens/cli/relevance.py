@@ -1,6 +1,7 @@
 """``rtt relevance``: label pairs, train, evaluate and look at the relevance model (method.md §4-5).
 
     rtt relevance label --num-prompts 1700 --seed 0 --out runs/relevance/train.jsonl
+    rtt relevance label --prompts rows.jsonl --out labels.jsonl --annotator-url URL --annotator-model NAME
     rtt relevance train configs/relevance.yaml [key=value ...] [--resume]
     rtt relevance evaluate --model runs/relevance/best --labels runs/relevance/test.jsonl
     rtt relevance show --model runs/relevance/best --rubric "No commas." --response "Hi, you." --html show.html
@@ -21,7 +22,8 @@ def add_relevance_commands(subparsers: Any) -> None:
     relevance = subparsers.add_parser("relevance", help="the token relevance model: labels, training, quality")
     commands = relevance.add_subparsers(dest="relevance_command", required=True)
 
-    label = commands.add_parser("label", help="sample policy responses and label them with span-aware verifiers")
+    label = commands.add_parser("label", help="sample policy responses and label them with span-aware "
+                                              "verifiers (and optionally an LLM annotator)")
     label.add_argument("--out", required=True, help="label JSONL to write; sampled responses are kept next to it "
                                                     "in OUT.responses.jsonl so a killed run resumes")
     label.add_argument("--prompts", default=None, help="prompt rows (HIR-16K JSONL) instead of testbed prompts")
@@ -32,6 +34,13 @@ def add_relevance_commands(subparsers: Any) -> None:
     label.add_argument("--max-new-tokens", type=int, default=128)
     label.add_argument("--batch-size", type=int, default=64, help="prompts per generate call")
     label.add_argument("--temperature", type=float, default=1.0)
+    label.add_argument("--annotator-url", default=None,
+                       help="OpenAI-compatible API root (e.g. http://127.0.0.1:8000/v1) of an LLM that labels the "
+                            "pairs no span-aware verifier labels, by quoting the substrings that decide them; its "
+                            "replies are kept in OUT.annotations.jsonl (a killed run resumes), quotes it wrote that "
+                            "are not in the response go to OUT.unmatched.jsonl and their pairs are dropped")
+    label.add_argument("--annotator-model", default="", help="model name the annotator's server serves")
+    label.add_argument("--annotator-concurrency", type=int, default=16, help="annotator requests in flight at once")
     label.set_defaults(run=_label)
 
     train = commands.add_parser("train", help="train a relevance model from a YAML config")
@@ -63,6 +72,8 @@ def _label(args: argparse.Namespace) -> None:
     from rubrics2tokens.models.loading import load_policy
     from rubrics2tokens.relevance.labels import label_with_verifiers, sample_responses, write_labels
 
+    if args.annotator_url and not args.annotator_model:
+        raise SystemExit("--annotator-url needs --annotator-model (the name the annotator's server serves)")
     rows = load_prompt_rows(args.prompts) if args.prompts else generate_rows(args.num_prompts, seed=args.seed)
     out = Path(args.out)
     model, tokenizer = load_policy(args.policy)
@@ -70,10 +81,33 @@ def _label(args: argparse.Namespace) -> None:
                                  samples_per_prompt=args.samples_per_prompt, max_new_tokens=args.max_new_tokens,
                                  batch_size=args.batch_size, temperature=args.temperature, seed=args.seed)
     pairs = label_with_verifiers(rows, responses)
+    if args.annotator_url:
+        pairs += _annotate(args, rows, responses, skip_ids={pair.id for pair in pairs}, out=out)
     write_labels(pairs, out)
     passed = sum(pair.verdict for pair in pairs)
-    print(f"wrote {len(pairs)} labelled pairs ({passed} pass, {len(pairs) - passed} fail) "
-          f"from {len(rows)} prompts to {out}")
+    annotated = sum(pair.source == "annotator" for pair in pairs)
+    print(f"wrote {len(pairs)} labelled pairs ({len(pairs) - annotated} from verifiers, {annotated} from the "
+          f"annotator; {passed} pass, {len(pairs) - passed} fail) from {len(rows)} prompts to {out}")
+
+
+def _annotate(args: argparse.Namespace, rows: list, responses: dict, skip_ids: set[str], out: Path) -> list:
+    """Annotator labels for the pairs the verifiers left; prints the report and writes unmatched quotes."""
+    from rubrics2tokens.data.schema import append_jsonl
+    from rubrics2tokens.judge import JudgeConfig, LLMJudge
+    from rubrics2tokens.relevance.annotator import label_with_annotator
+
+    config = JudgeConfig(base_url=args.annotator_url, model=args.annotator_model,
+                         max_concurrency=args.annotator_concurrency)
+    with LLMJudge(config) as annotator:
+        pairs, report = label_with_annotator(rows, responses, annotator, out.with_suffix(".annotations.jsonl"),
+                                             skip_ids=skip_ids)
+    print(report.summary())
+    unmatched_path = out.with_suffix(".unmatched.jsonl")
+    with unmatched_path.open("w", encoding="utf-8") as unmatched:
+        append_jsonl(unmatched, report.unmatched)
+    if report.unmatched:
+        print(f"unmatched quotes: {unmatched_path}")
+    return pairs
 
 
 def _train(args: argparse.Namespace) -> None:

@@ -1,7 +1,8 @@
 """Judges: ask a model whether a response satisfies a rubric, one YES/NO question per rubric.
 
 `LLMJudge` speaks the OpenAI chat-completions protocol (``POST {base_url}/chat/completions``) to any
-compatible server (vLLM, SGLang, OpenAI...). Its core is asyncio on a private event loop thread, so the
+compatible server (vLLM, SGLang, OpenAI...); `LLMJudge.chat_batch` sends free-form conversations the same
+way (the relevance annotator's). Its core is asyncio on a private event loop thread, so the
 synchronous `LLMJudge.judge_batch` works with or without an event loop running in the caller, and a
 batch's questions are in flight together (at most ``max_concurrency`` at once). The HTTP client is a
 small stdlib one (no extra dependency): HTTP/1.1, one connection per request.
@@ -162,11 +163,26 @@ class LLMJudge:
         self._stats.add("cache_hits", sum(key in verdicts for key in keys))
         to_ask = {key: question for key, question in zip(keys, questions) if key not in verdicts}
         if to_ask:
-            answers = dict(zip(to_ask, self._ask_all(list(to_ask.values()))))
+            replies = self._ask_all([build_messages(question) for question in to_ask.values()], self.config.max_tokens)
+            answers = {key: None if reply is None else self._read_verdict(reply) for key, reply in zip(to_ask, replies)}
             if self._cache:
                 self._cache.store({key: passed for key, passed in answers.items() if passed is not None})
             verdicts.update(answers)
         return [verdicts[key] for key in keys]
+
+    def chat_batch(self, conversations: Sequence[list[dict[str, str]]], max_tokens: int) -> list[str | None]:
+        """The assistant's reply text to each conversation, asked concurrently with the same retries,
+        timeouts and counters as verdicts but neither parsed nor cached (the relevance annotator's
+        questions are not YES/NO). ``None`` where no reply came or its body is not a chat completion."""
+        self._stats.add("questions", len(conversations))
+        texts = []
+        for reply in self._ask_all(list(conversations), max_tokens):
+            text = None if reply is None else _chat_content(reply.body)
+            if reply is not None and text is None:
+                self._stats.add("unknown")
+                logger.warning("judge reply is not a chat completion: %r", _truncate(reply.text))
+            texts.append(text)
+        return texts
 
     def stats(self) -> dict[str, float]:
         return self._stats.as_dict()
@@ -185,33 +201,36 @@ class LLMJudge:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _ask_all(self, questions: list[JudgeQuestion]) -> list[bool | None]:
+    def _ask_all(self, conversations: list[list[dict[str, str]]], max_tokens: int) -> list[HttpReply | None]:
         if self._loop_thread is None:  # started on first use: building a judge starts no thread
             self._loop_thread = _LoopThread()
             self._semaphore = asyncio.Semaphore(self.config.max_concurrency)  # binds to that loop on first use
-        deadline_s = self.config.batch_deadline_s(len(questions))
+        deadline_s = self.config.batch_deadline_s(len(conversations))
         try:
-            return self._loop_thread.run(self._ask_concurrently(questions, deadline_s), deadline_s + DEADLINE_GRACE_S)
+            return self._loop_thread.run(self._ask_concurrently(conversations, max_tokens, deadline_s),
+                                         deadline_s + DEADLINE_GRACE_S)
         except FutureTimeoutError:
             logger.error("judge batch of %d questions did not return within %.1fs; all are unknown",
-                         len(questions), deadline_s + DEADLINE_GRACE_S)
-            self._stats.add("failures", len(questions))
-            return [None] * len(questions)
+                         len(conversations), deadline_s + DEADLINE_GRACE_S)
+            self._stats.add("failures", len(conversations))
+            return [None] * len(conversations)
 
-    async def _ask_concurrently(self, questions: list[JudgeQuestion], deadline_s: float) -> list[bool | None]:
-        tasks = [asyncio.create_task(self._ask(question)) for question in questions]
+    async def _ask_concurrently(self, conversations: list[list[dict[str, str]]], max_tokens: int,
+                                deadline_s: float) -> list[HttpReply | None]:
+        tasks = [asyncio.create_task(self._ask(messages, max_tokens)) for messages in conversations]
         done, still_open = await asyncio.wait(tasks, timeout=deadline_s)
         for task in still_open:
             task.cancel()
         if still_open:
             logger.warning("judge batch deadline (%.1fs) passed; %d of %d questions are unknown",
-                           deadline_s, len(still_open), len(questions))
+                           deadline_s, len(still_open), len(conversations))
             self._stats.add("failures", len(still_open))
         return [task.result() if task in done else None for task in tasks]
 
-    async def _ask(self, question: JudgeQuestion) -> bool | None:
-        payload = {"model": self.config.model, "messages": build_messages(question),
-                   "temperature": self.config.temperature, "max_tokens": self.config.max_tokens}
+    async def _ask(self, messages: list[dict[str, str]], max_tokens: int) -> HttpReply | None:
+        """The server's reply to one conversation, or None once retries are exhausted or it refused."""
+        payload = {"model": self.config.model, "messages": messages,
+                   "temperature": self.config.temperature, "max_tokens": max_tokens}
         last_error: _TransientError | None = None
         for attempt in range(self.config.max_retries + 1):
             if last_error is not None:
@@ -220,7 +239,7 @@ class LLMJudge:
                 await asyncio.sleep(self._backoff_s(attempt - 1, last_error.retry_after_s))
             try:
                 async with self._semaphore:
-                    reply = await self._post(payload)
+                    return await self._post(payload)
             except _TransientError as error:
                 logger.debug("judge request %d failed: %s", attempt + 1, error)
                 last_error = error
@@ -228,8 +247,6 @@ class LLMJudge:
                 logger.warning("judge request refused (%s); verdict is unknown", error)
                 self._stats.add("failures")
                 return None
-            else:
-                return self._read_verdict(reply)
         logger.warning("judge gave no reply after %d attempts (last: %s); verdict is unknown",
                        self.config.max_retries + 1, last_error)
         self._stats.add("failures")
