@@ -170,15 +170,19 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, record
 
 
-def drop_truncated_last_line(path: str | Path) -> None:
-    """Cut an append-only JSONL file after its last newline: rows are written whole with their newline,
-    so text after the last one is a row a kill interrupted (appending to it would corrupt the next row)."""
-    content = Path(path).read_bytes()
-    complete_length = content.rfind(b"\n") + 1
+def read_appended_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`read_jsonl` for a file a resumable run appends to: a missing file has no rows, and a last line
+    cut short by a kill is first removed from the file (appending to it would corrupt the next row)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    content = path.read_bytes()
+    complete_length = content.rfind(b"\n") + 1  # rows are written whole with their newline
     if complete_length < len(content):
         logger.warning("%s: dropping a truncated last line left by an interrupted run: %r", path,
                        content[complete_length:complete_length + 80])
         os.truncate(path, complete_length)
+    yield from read_jsonl(path)
 
 
 def append_jsonl(out: TextIO, rows: Iterable[dict[str, Any]]) -> None:

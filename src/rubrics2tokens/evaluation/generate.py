@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from rubrics2tokens.data.schema import DataError, append_jsonl, drop_truncated_last_line, read_jsonl
+from rubrics2tokens.data.schema import DataError, append_jsonl, read_appended_jsonl
 from rubrics2tokens.evaluation.benchmarks import BenchmarkPrompt
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
 from rubrics2tokens.models.loading import load_policy, load_tokenizer, resolve_model_path
@@ -92,11 +92,8 @@ def _generate_into(out_file: Path, pending: list[tuple[BenchmarkPrompt, int]], p
 
 def read_completed_pairs(out_file: Path) -> set[tuple[str, int]]:
     """The (key, sample) pairs already in a responses file, after dropping a line cut short by a kill."""
-    if not out_file.exists():
-        return set()
-    drop_truncated_last_line(out_file)
     pairs = set()
-    for number, row in read_jsonl(out_file):
+    for number, row in read_appended_jsonl(out_file):
         if "key" not in row or not isinstance(row.get("sample"), int):
             raise DataError(out_file, number, "sample", "each row needs a 'key' and an integer 'sample'")
         pairs.add((str(row["key"]), row["sample"]))

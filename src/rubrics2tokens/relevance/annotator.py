@@ -23,7 +23,7 @@ from typing import Mapping, Protocol, Sequence
 
 from tqdm.auto import tqdm
 
-from rubrics2tokens.data.schema import DataError, PromptRow, append_jsonl, drop_truncated_last_line, read_jsonl
+from rubrics2tokens.data.schema import DataError, PromptRow, append_jsonl, read_appended_jsonl
 from rubrics2tokens.relevance.labels import LabelledPair
 
 SYSTEM_PROMPT = (
@@ -204,12 +204,8 @@ def label_with_annotator(rows: Sequence[PromptRow], responses: Mapping[str, Sequ
 
 def read_replies(path: str | Path) -> dict[str, str]:
     """Pair id -> the annotator's reply text, from a replies file (a missing file is empty)."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    drop_truncated_last_line(path)
     replies = {}
-    for row, record in read_jsonl(path):
+    for row, record in read_appended_jsonl(path):
         if not isinstance(record.get("id"), str) or not isinstance(record.get("reply"), str):
             raise DataError(path, row, "id" if not isinstance(record.get("id"), str) else "reply", "must be a string")
         replies[record["id"]] = record["reply"]

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
-from rubrics2tokens.data.schema import DataError, PromptRow, append_jsonl, drop_truncated_last_line, read_jsonl
+from rubrics2tokens.data.schema import DataError, PromptRow, append_jsonl, read_appended_jsonl, read_jsonl
 from rubrics2tokens.relevance.alignment import spans_to_token_mask
 from rubrics2tokens.relevance.model import RelevanceModel
 from rubrics2tokens.verifiers.registry import run_verifier
@@ -172,12 +172,8 @@ def _generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: 
 def read_responses(path: str | Path) -> dict[str, list[str]]:
     """Prompt id -> responses from a `sample_responses` file (a missing file is empty). A last line cut
     short by a kill is removed from the file, so appending continues on a clean line."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    drop_truncated_last_line(path)
     responses = {}
-    for row, record in read_jsonl(path):
+    for row, record in read_appended_jsonl(path):
         if not isinstance(record.get("responses"), list) or not all(isinstance(r, str) for r in record["responses"]):
             raise DataError(path, row, "responses", "must be a list of strings")
         responses[str(record.get("prompt_id"))] = record["responses"]
