@@ -12,7 +12,8 @@ from rubrics2tokens.data.schema import Rubric, rubrics_to_json
 from rubrics2tokens.judge import LLMJudge
 from rubrics2tokens.scoring.router import RoutingScorer, scorer_from_config
 from rubrics2tokens.scoring.scorer import RubricReward
-from rubrics2tokens.verifiers.registry import UnknownVerifierError
+from rubrics2tokens.verifiers.base import Verdict
+from rubrics2tokens.verifiers.registry import VERIFIERS, UnknownVerifierError
 
 NO_COMMAS = Rubric("The response contains no commas.", verifier="testbed:no_commas", kwargs={})
 PROMPT = "Describe the rain."
@@ -126,3 +127,22 @@ def test_scorer_from_config_builds_the_judge(fault_server):
     scorer.judge.close()
     assert verdict_rows(scored) == [[0.0, 1.0]]
     assert scorer_from_config("verifiers").judge is None
+
+
+def test_code_verifiers_run_while_the_judge_batch_is_in_flight(fault_server, monkeypatch):
+    """With a remote judge, a step waits for the longer of judging and verifying, not their sum."""
+    seen_in_flight = []
+
+    def waits_for_the_judge(response):
+        deadline = time.monotonic() + 5
+        while fault_server.requests == 0 and time.monotonic() < deadline:  # a sequential scorer times out here
+            time.sleep(0.01)
+        seen_in_flight.append(fault_server.requests > 0)
+        return Verdict(passed=True, spans=None)
+
+    monkeypatch.setitem(VERIFIERS, "test:waits_for_the_judge", waits_for_the_judge)
+    rubrics = [Rubric("PASS [slow] kind", None), Rubric("checked in code", "test:waits_for_the_judge")]
+    with LLMJudge(fast_config(fault_server.base_url)) as llm_judge:
+        scored = RoutingScorer(llm_judge, mode="hybrid").score([PROMPT], ["A calm day."], [rubrics])
+    assert seen_in_flight == [True]
+    assert scored.verdicts.tolist() == [[1.0, 1.0]]

@@ -5,14 +5,18 @@ Modes:
     judge      every rubric goes to the judge, even one that has a verifier
     hybrid     a rubric with a verifier id goes to its verifier, the others to the judge
 
-All judge questions of one `score` call go out as one batch, so they run concurrently. Every rubric
-of every prompt gets a verdict, however many there are. Judge verdicts carry no deciding spans.
+All judge questions of one `score` call go out as one batch, so they run concurrently, and that batch
+runs in a background thread while the code verifiers check their rubrics: with a remote judge, the
+verifiers' CPU work (IFEval checks, sandboxed dataset rules) hides inside the judge's network wait, and
+a step pays about the longer of the two instead of their sum. Every rubric of every prompt gets a
+verdict, however many there are. Judge verdicts carry no deciding spans.
 A verifier id that is not registered raises `UnknownVerifierError` in every mode that runs verifiers:
 quietly sending a mistyped id to the judge would change what is measured.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from rubrics2tokens.data.schema import Rubric
@@ -36,23 +40,23 @@ class RoutingScorer:
         self.judge = judge
         self.mode = mode
         self.unverifiable = 0  # rubrics left unknown because mode 'verifiers' has no judge for them
+        self._judge_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtt-judge") if judge else None
 
     def score(self, prompts: Sequence[str], responses: Sequence[str],
               rubrics: Sequence[Sequence[Rubric]]) -> ScoredBatch:
-        verdicts: list[list[Verdict | None]] = []
         judge_questions: list[JudgeQuestion] = []
-        judge_slots: list[tuple[int, int]] = []
+        judge_slots: set[tuple[int, int]] = set()
         for i, (prompt, response, row) in enumerate(zip(prompts, responses, rubrics, strict=True)):
-            verdicts.append([])
             for k, rubric in enumerate(row):
                 if self._goes_to_judge(rubric):
                     judge_questions.append(JudgeQuestion(prompt, response, rubric.description))
-                    judge_slots.append((i, k))
-                    verdicts[i].append(None)  # filled in once the judge batch returns
-                else:
-                    verdicts[i].append(self._verify(rubric, response))
-        if judge_questions:
-            for (i, k), passed in zip(judge_slots, self.judge.judge_batch(judge_questions), strict=True):
+                    judge_slots.add((i, k))
+        judge_answers = self._judge_thread.submit(self.judge.judge_batch, judge_questions) if judge_questions else None
+        verdicts: list[list[Verdict | None]] = [
+            [None if (i, k) in judge_slots else self._verify(rubric, response) for k, rubric in enumerate(row)]
+            for i, (response, row) in enumerate(zip(responses, rubrics))]  # while the judge answers
+        if judge_answers is not None:
+            for (i, k), passed in zip(sorted(judge_slots), judge_answers.result(), strict=True):
                 verdicts[i][k] = Verdict(passed=passed, spans=None)
         return ScoredBatch.from_verdicts(verdicts, rubrics)
 
