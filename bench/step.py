@@ -2,15 +2,22 @@
 
     python bench/step.py configs/demo.yaml --steps 3
     python bench/step.py configs/demo.yaml --steps 3 --variants none,oracle --backends transformers,static
-    python bench/step.py configs/demo.yaml training.relevance_model=runs/relevance/best --variants none,model
+    python bench/step.py configs/demo.yaml training.relevance_model=runs/relevance/best --variants none,model \
+        --same-completions
 
 For every (rollout backend, relevance source) variant it runs --warmup + --steps optimizer steps of the
-config (same seed, same data) and reports per step: generated tokens/s, and the seconds spent in
+config (same seed, same data), each variant in a fresh Python process (in one process the variant that
+runs second measured 10-25% slower on a CPU whatever it was), and reports per step: generated tokens/s, and the seconds spent in
 generation, scoring, relevance, advantage math, the rest of TRL's batch preparation (log-probs,
 padding, metrics) and the policy update (forward, backward, optimizer). Then, per backend, the ratio
 of an RTT step to the plain-GRPO step (relevance 'none'), and per relevance source the ratio of
 the 'static' backend's generation tokens/s to TRL's default 'transformers' path. Prints tables and
 writes JSON (--json).
+
+After the first update the variants' policies differ, so they write different completions (other
+lengths, other generation and update times). --same-completions sets the learning rate to 0: every
+variant then keeps the initial policy and samples the same completions from the same seed, while still
+paying for every forward, backward and optimizer step, so the RTT/GRPO ratio is RTT's own cost.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,6 +101,28 @@ def run_variant(config_path: str, overrides: list[str], backend: str, relevance:
         return trainer.records[warmup:]
 
 
+def run_in_fresh_process(argv: list[str], variant: str) -> list[dict]:
+    """This script's per-step records of one variant, run with ``--only`` in a new Python process."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "records.json"
+        command = [sys.executable, __file__, *_without_json(argv), "--only", variant, "--json", str(out)]
+        subprocess.run(command, check=True)
+        return json.loads(out.read_text())
+
+
+def _without_json(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--json PATH`` (the child writes its records elsewhere)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif not arg.startswith("--json="):
+            kept.append(arg)
+    return kept
+
+
 def summarize(records: list[dict]) -> dict:
     keys = (*PHASES, "total_s", "tokens_per_s", "generated_tokens")
     return {key: statistics.median(record[key] for record in records) for key in keys}
@@ -105,16 +136,28 @@ def main(argv=None) -> dict:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--variants", default="none,oracle", help="relevance sources; 'none' is plain GRPO")
     parser.add_argument("--backends", default="transformers,static", help="rollout backends")
+    parser.add_argument("--same-completions", action="store_true",
+                        help="learning rate 0: every variant samples the same completions (see above)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", metavar="BACKEND/RELEVANCE",
+                        help="run this one variant here and write its per-step records to --json (what each "
+                             "fresh process of a full run does)")
     args = parser.parse_args(argv)
+    overrides = [*args.overrides, *(["training.learning_rate=0.0"] if args.same_completions else [])]
+    if args.only:
+        backend, relevance = args.only.split("/")
+        records = run_variant(args.config, overrides, backend, relevance, args.steps, args.warmup)
+        args.json.write_text(json.dumps(records) + "\n")
+        return {"steps": records}
 
-    results = {"config": args.config, "overrides": args.overrides, "load_average": os.getloadavg()[0],
+    results = {"config": args.config, "overrides": args.overrides, "same_completions": args.same_completions,
+               "load_average": os.getloadavg()[0],
                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else
                f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
                "variants": {}}
     for backend in args.backends.split(","):
         for relevance in args.variants.split(","):
-            records = run_variant(args.config, args.overrides, backend, relevance, args.steps, args.warmup)
+            records = run_in_fresh_process(argv if argv is not None else sys.argv[1:], f"{backend}/{relevance}")
             results["variants"][f"{backend}/{relevance}"] = {"steps": records, "median": summarize(records)}
 
     medians = {name: variant["median"] for name, variant in results["variants"].items()}
@@ -135,10 +178,13 @@ def main(argv=None) -> dict:
               + f" | {median['total_s']:.2f} |")
     for name, ratio in results["rtt_over_grpo"].items():
         added = sum(medians[name][phase] for phase in ("scoring_s", "relevance_s", "advantages_s"))
-        baseline = medians[f"{name.split('/')[0]}/none"]["total_s"]
+        grpo = f"{name.split('/')[0]}/none"
+        same = ([r["generated_tokens"] for r in results["variants"][name]["steps"]]
+                == [r["generated_tokens"] for r in results["variants"][grpo]["steps"]])
         print(f"RTT step / GRPO step ({name}): {ratio:.3f}x; RTT's own work (scoring, relevance, advantages) "
-              f"{added:.3f} s = {added / baseline:.1%} of the GRPO step (the rest of the gap is different "
-              f"completions: the policies differ after the first update)")
+              f"{added:.3f} s = {added / medians[grpo]['total_s']:.1%} of the GRPO step; generated tokens per step "
+              + ("identical" if same else "differ (the policies diverge after the first update; see "
+                 "--same-completions)"))
     for relevance, ratio in results["static_over_transformers_tokens_per_s"].items():
         print(f"static / transformers generation tokens/s ({relevance}): {ratio:.2f}x")
     if args.json:
