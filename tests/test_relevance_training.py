@@ -280,3 +280,6 @@ def test_rtt_train_takes_its_token_relevance_from_a_trained_model(trained, tiny_
     assert [record["step"] for record in steps] == [1, 2]
     assert all(record["rtt/time/relevance_s"] > 0 for record in steps), "the relevance model ran every step"
     assert any(record["rtt/token_adv/abs_mean"] > 0 for record in steps), "its relevance gave a token signal"
+    share = re.search(r"share of the step time: scoring [\d.]+%, relevance ([\d.]+)%, advantages [\d.]+%", result.stdout)
+    expected = 100 * sum(r["rtt/time/relevance_s"] for r in steps) / sum(r["step_time"] for r in steps)
+    assert share and float(share.group(1)) == pytest.approx(expected, abs=0.06)

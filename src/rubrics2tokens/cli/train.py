@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 PASS_RATE_KEYS = ("rubrics/satisfaction", "rubrics/all_pass")
+RTT_PHASES = ("scoring", "relevance", "advantages")  # logged as rtt/time/<phase>_s
 
 
 class JsonlMetrics(TrainerCallback):
@@ -67,13 +68,12 @@ def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGR
                           processing_class=tokenizer, callbacks=[JsonlMetrics(output_dir / METRICS_FILE)])
 
 
-def first_and_last(metrics_path: Path, key: str) -> tuple[float, float] | None:
-    """The value of ``key`` at the first and the last logged step that has it."""
+def logged_values(metrics_path: Path, key: str) -> list[float]:
+    """The value of ``key`` at every logged step that has it."""
     if not metrics_path.is_file():
-        return None
-    values = [record[key] for record in map(json.loads, metrics_path.read_text(encoding="utf-8").splitlines())
-              if key in record]
-    return (values[0], values[-1]) if values else None
+        return []
+    return [record[key] for record in map(json.loads, metrics_path.read_text(encoding="utf-8").splitlines())
+            if key in record]
 
 
 def run_training(config: RunConfig, resume: bool = False) -> Path:
@@ -105,6 +105,11 @@ def print_summary(output_dir: Path, final_dir: Path) -> None:
     print(f"  metrics:      {metrics_path}  (one JSON record per logged step)")
     print(f"  tensorboard:  tensorboard --logdir {output_dir}")
     for key in PASS_RATE_KEYS:
-        pair = first_and_last(metrics_path, key)
-        if pair:
-            print(f"  {key}: first step {pair[0]:.3f} -> last step {pair[1]:.3f}")
+        values = logged_values(metrics_path, key)
+        if values:
+            print(f"  {key}: first step {values[0]:.3f} -> last step {values[-1]:.3f}")
+    step_time = sum(logged_values(metrics_path, "step_time"))
+    if step_time > 0:
+        shares = ", ".join(f"{phase} {sum(logged_values(metrics_path, f'rtt/time/{phase}_s')) / step_time:.1%}"
+                           for phase in RTT_PHASES)
+        print(f"  share of the step time: {shares}")
