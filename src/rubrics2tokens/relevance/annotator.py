@@ -23,7 +23,7 @@ from typing import Mapping, Protocol, Sequence
 
 from tqdm.auto import tqdm
 
-from rubrics2tokens.data.schema import DataError, PromptRow, append_jsonl, read_appended_jsonl
+from rubrics2tokens.data.schema import DataError, PromptRow, Rubric, append_jsonl, read_appended_jsonl
 from rubrics2tokens.relevance.labels import LabelledPair
 
 SYSTEM_PROMPT = (
@@ -151,15 +151,21 @@ def label_with_annotator(rows: Sequence[PromptRow], responses: Mapping[str, Sequ
     Questions go to the annotator ``chunk_size`` at a time (each chunk concurrently); every reply is
     appended to ``replies_path`` as its chunk returns, and pairs already there are not asked again.
     """
-    todo = {}
+    todo: dict[str, tuple[PromptRow, str, Rubric]] = {}
     for row in rows:
         for sample, response in enumerate(responses.get(row.id, ())):
             if not response.strip():
                 continue
             for k, rubric in enumerate(row.rubrics):
-                pair_id = f"{row.id}/{sample}/{k}"
-                if pair_id not in skip_ids:
-                    todo[pair_id] = (row, response, rubric)
+                if f"{row.id}/{sample}/{k}" not in skip_ids:
+                    todo[f"{row.id}/{sample}/{k}"] = (row, response, rubric)
+    replies = _ask_missing(todo, annotator, replies_path, max_tokens, chunk_size)
+    return _pairs_from_replies(todo, replies)
+
+
+def _ask_missing(todo: Mapping[str, tuple[PromptRow, str, Rubric]], annotator: ChatClient, replies_path: str | Path,
+                 max_tokens: int, chunk_size: int) -> dict[str, str]:
+    """Pair id -> reply for every pair of ``todo`` that has one, asking only those not in ``replies_path``."""
     replies = read_replies(replies_path)
     to_ask = [pair_id for pair_id in todo if pair_id not in replies]
     Path(replies_path).parent.mkdir(parents=True, exist_ok=True)
@@ -167,14 +173,19 @@ def label_with_annotator(rows: Sequence[PromptRow], responses: Mapping[str, Sequ
             tqdm(total=len(todo), initial=len(todo) - len(to_ask), desc="annotating", unit="pair") as progress:
         for start in range(0, len(to_ask), chunk_size):
             chunk = to_ask[start:start + chunk_size]
-            conversations = [build_messages(todo[pair_id][0].prompt, todo[pair_id][1], todo[pair_id][2].description)
-                             for pair_id in chunk]
+            conversations = [build_messages(row.prompt, response, rubric.description)
+                             for row, response, rubric in (todo[pair_id] for pair_id in chunk)]
             answered = {pair_id: reply for pair_id, reply in zip(chunk, annotator.chat_batch(conversations, max_tokens))
                         if reply is not None}
             append_jsonl(out, [{"id": pair_id, "reply": reply} for pair_id, reply in answered.items()])
             replies.update(answered)
             progress.update(len(chunk))
+    return replies
 
+
+def _pairs_from_replies(todo: Mapping[str, tuple[PromptRow, str, Rubric]], replies: Mapping[str, str]
+                        ) -> tuple[list[LabelledPair], AnnotationReport]:
+    """A labelled pair for every readable reply whose quotes are all found, and the report of the rest."""
     pairs, report = [], AnnotationReport(asked=len(todo))
     for pair_id, (row, response, rubric) in todo.items():
         if pair_id not in replies:
@@ -184,21 +195,17 @@ def label_with_annotator(rows: Sequence[PromptRow], responses: Mapping[str, Sequ
         if annotation is None:
             report.unreadable += 1
             continue
-        spans, missing = [], []
-        for quote in annotation.quotes:
-            found = locate_quote(response, quote)
-            spans.extend(found)
-            if not found:
-                missing.append(quote)
+        found = {quote: locate_quote(response, quote) for quote in annotation.quotes}
+        missing = [quote for quote, spans in found.items() if not spans]
         report.quotes += len(annotation.quotes)
         report.unmatched.extend({"id": pair_id, "quote": quote} for quote in missing)
         if missing:
             report.with_unmatched += 1
             continue
         report.labelled += 1
+        spans = _merge([span for quote_spans in found.values() for span in quote_spans])
         pairs.append(LabelledPair(id=pair_id, prompt_id=row.id, rubric=rubric.description, family=rubric.family,
-                                  response=response, verdict=annotation.verdict, spans=_merge(spans),
-                                  source="annotator"))
+                                  response=response, verdict=annotation.verdict, spans=spans, source="annotator"))
     return pairs, report
 
 
