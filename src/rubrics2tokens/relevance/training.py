@@ -396,8 +396,10 @@ def train_relevance_model(config: RelevanceTrainingConfig, resume: bool = False)
                 evaluate_and_keep_best(output_dir, model, eval_pairs, config, progress)
             if evaluating or progress.step % config.save_every == 0:
                 save_last(output_dir, model, optimizer, scheduler, progress, len(examples))
-    print(f"best held-out span F1 {progress.best_span_f1:.3f} at step {progress.best_step}; "
-          f"model in {output_dir / 'best'}, log in {output_dir / METRICS_FILE}")
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    print(f"best held-out span F1 {progress.best_span_f1:.3f} at step {progress.best_step}; training loop "
+          f"{minutes} min {seconds} s in this process; model in {output_dir / 'best'}, "
+          f"log in {output_dir / METRICS_FILE}")
     return output_dir / "best"
 
 
