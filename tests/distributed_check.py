@@ -90,3 +90,7 @@ if __name__ == "__main__":
     model_dir, output_dir = sys.argv[1], sys.argv[2]
     check_advantages(output_dir)
     train_one_step(model_dir, output_dir)
+    # Exiting with the gloo process group alive sometimes aborts a rank ("terminate called without an active
+    # exception", SIGABRT) while its threads are torn down, after all the checks passed.
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
