@@ -80,7 +80,9 @@ def test_config_refuses_settings_that_break_the_method(tmp_path, overrides, mess
 
 def _generation_batch(trainer: RTTGRPOTrainer) -> list[dict]:
     trainer.model.train()  # metrics and group sizes follow the model's mode, as inside trainer.train()
-    rows = [trainer.train_dataset[i] for i in range(2)]
+    # rows 2 and 3 have local rubrics (uppercase letters, forbidden words...): with rows whose deciding span
+    # is the whole response (or nothing), the per-response token term is 0 and a check on it has no teeth
+    rows = [trainer.train_dataset[i] for i in (2, 3)]
     return [dict(row) for row in rows for _ in range(trainer.num_generations)]
 
 
@@ -95,6 +97,7 @@ def test_rtt_advantages_are_response_advantage_plus_token_term(tiny_model_dir, t
     token_mask = mask.bool() & ~torch.isin(ids, torch.tensor(trainer.processing_class.all_special_ids))
     verdicts = scored.verdicts.masked_fill(torch.isnan(weights).all(-1), float("nan"))
     expected_token = token_advantages(verdicts, weights.nan_to_num(0.0), token_mask.float(), group_size=4)
+    assert expected_token.abs().sum() > 0, "the token term is not empty, so the check below has teeth"
 
     response_part = advantages - 0.5 * expected_token  # must be one constant per response: TRL's A_res
     for i in range(ids.shape[0]):
