@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import pytest
@@ -146,3 +147,22 @@ def test_code_verifiers_run_while_the_judge_batch_is_in_flight(fault_server, mon
         scored = RoutingScorer(llm_judge, mode="hybrid").score([PROMPT], ["A calm day."], [rubrics])
     assert seen_in_flight == [True]
     assert scored.verdicts.tolist() == [[1.0, 1.0]]
+
+
+def test_a_local_judge_is_asked_in_the_calling_thread():
+    """Only a network-bound judge gets a background thread; a local model would compete for the same cores."""
+
+    class LocalJudge:
+        threads: list = []
+
+        def judge_batch(self, questions):
+            self.threads.append(threading.current_thread())
+            return [True] * len(questions)
+
+        def stats(self):
+            return {}
+
+    judge = LocalJudge()
+    scored = RoutingScorer(judge, mode="judge").score([PROMPT], ["A calm day."], [[Rubric("kind", None)]])
+    assert judge.threads == [threading.current_thread()]
+    assert scored.verdicts.tolist() == [[1.0]]

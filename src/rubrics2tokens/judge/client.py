@@ -90,7 +90,8 @@ class JudgeConfig:
 
 
 class Judge(Protocol):
-    """What `RoutingScorer` needs from a judge."""
+    """What `RoutingScorer` needs from a judge. A judge may also say ``remote = True`` (answering waits on
+    the network), so the scorer asks it from a background thread while the code verifiers work."""
 
     def judge_batch(self, questions: Sequence[JudgeQuestion]) -> list[bool | None]:
         """One verdict per question: True (YES), False (NO) or None (unknown)."""
@@ -141,6 +142,8 @@ class JudgeStats:
 
 class LLMJudge:
     """A judge behind an OpenAI-compatible chat-completions API. Use it as a context manager, or `close` it."""
+
+    remote = True  # answering waits on the network: the scorer overlaps it with the code verifiers
 
     def __init__(self, config: JudgeConfig):
         if not config.model:

@@ -5,10 +5,10 @@ Modes:
     judge      every rubric goes to the judge, even one that has a verifier
     hybrid     a rubric with a verifier id goes to its verifier, the others to the judge
 
-All judge questions of one `score` call go out as one batch, so they run concurrently, and that batch
-runs in a background thread while the code verifiers check their rubrics: with a remote judge, the
-verifiers' CPU work (IFEval checks, sandboxed dataset rules) hides inside the judge's network wait, and
-a step pays about the longer of the two instead of their sum. Every rubric of every prompt gets a
+All judge questions of one `score` call go out as one batch, so they run concurrently. A remote judge
+(``judge.remote``, e.g. `LLMJudge`) gets that batch from a background thread while the code verifiers
+check their rubrics: the verifiers' CPU work (IFEval checks, sandboxed dataset rules) hides inside the
+judge's network wait, and a step pays about the longer of the two instead of their sum. Every rubric of every prompt gets a
 verdict, however many there are. Judge verdicts carry no deciding spans.
 A verifier id that is not registered raises `UnknownVerifierError` in every mode that runs verifiers:
 quietly sending a mistyped id to the judge would change what is measured.
@@ -40,7 +40,11 @@ class RoutingScorer:
         self.judge = judge
         self.mode = mode
         self.unverifiable = 0  # rubrics left unknown because mode 'verifiers' has no judge for them
-        self._judge_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtt-judge") if judge else None
+        # Only a remote judge is asked from a background thread: it waits on the network. A local model
+        # judging in a second thread would compete for the same cores (and torch work in a second thread
+        # measured a ~50% slower generation afterwards on a CPU).
+        remote = getattr(judge, "remote", False)
+        self._judge_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rtt-judge") if remote else None
 
     def score(self, prompts: Sequence[str], responses: Sequence[str],
               rubrics: Sequence[Sequence[Rubric]]) -> ScoredBatch:
@@ -51,12 +55,15 @@ class RoutingScorer:
                 if self._goes_to_judge(rubric):
                     judge_questions.append(JudgeQuestion(prompt, response, rubric.description))
                     judge_slots.add((i, k))
-        judge_answers = self._judge_thread.submit(self.judge.judge_batch, judge_questions) if judge_questions else None
+        pending = None
+        if judge_questions and self._judge_thread is not None:
+            pending = self._judge_thread.submit(self.judge.judge_batch, judge_questions)
         verdicts: list[list[Verdict | None]] = [
             [None if (i, k) in judge_slots else self._verify(rubric, response) for k, rubric in enumerate(row)]
-            for i, (response, row) in enumerate(zip(responses, rubrics))]  # while the judge answers
-        if judge_answers is not None:
-            for (i, k), passed in zip(sorted(judge_slots), judge_answers.result(), strict=True):
+            for i, (response, row) in enumerate(zip(responses, rubrics))]  # while a remote judge answers
+        if judge_questions:
+            answers = pending.result() if pending is not None else self.judge.judge_batch(judge_questions)
+            for (i, k), passed in zip(sorted(judge_slots), answers, strict=True):
                 verdicts[i][k] = Verdict(passed=passed, spans=None)
         return ScoredBatch.from_verdicts(verdicts, rubrics)
 
