@@ -11,7 +11,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from rubrics2tokens.config import RunConfig
 from rubrics2tokens.data.dataset import to_trl_dataset
-from rubrics2tokens.data.schema import PromptRow, load_prompt_rows
+from rubrics2tokens.data.schema import PromptRow, load_prompt_rows, read_jsonl
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.models.loading import load_policy
 from rubrics2tokens.scoring.router import scorer_from_config
@@ -68,12 +68,9 @@ def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGR
                           processing_class=tokenizer, callbacks=[JsonlMetrics(output_dir / METRICS_FILE)])
 
 
-def logged_values(metrics_path: Path, key: str) -> list[float]:
+def logged_values(records: list[dict], key: str) -> list[float]:
     """The value of ``key`` at every logged step that has it."""
-    if not metrics_path.is_file():
-        return []
-    return [record[key] for record in map(json.loads, metrics_path.read_text(encoding="utf-8").splitlines())
-            if key in record]
+    return [record[key] for record in records if key in record]
 
 
 def run_training(config: RunConfig, resume: bool = False) -> Path:
@@ -104,12 +101,13 @@ def print_summary(output_dir: Path, final_dir: Path) -> None:
     print(f"  final model:  {final_dir}")
     print(f"  metrics:      {metrics_path}  (one JSON record per logged step)")
     print(f"  tensorboard:  tensorboard --logdir {output_dir}")
+    records = [record for _, record in read_jsonl(metrics_path)] if metrics_path.is_file() else []
     for key in PASS_RATE_KEYS:
-        values = logged_values(metrics_path, key)
+        values = logged_values(records, key)
         if values:
             print(f"  {key}: first step {values[0]:.3f} -> last step {values[-1]:.3f}")
-    step_time = sum(logged_values(metrics_path, "step_time"))
+    step_time = sum(logged_values(records, "step_time"))
     if step_time > 0:
-        shares = ", ".join(f"{phase} {sum(logged_values(metrics_path, f'rtt/time/{phase}_s')) / step_time:.1%}"
+        shares = ", ".join(f"{phase} {sum(logged_values(records, f'rtt/time/{phase}_s')) / step_time:.1%}"
                            for phase in RTT_PHASES)
         print(f"  share of the step time: {shares}")
