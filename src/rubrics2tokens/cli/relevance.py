@@ -92,7 +92,7 @@ def _label(args: argparse.Namespace) -> None:
 
 def _annotate(args: argparse.Namespace, rows: list, responses: dict, skip_ids: set[str], out: Path) -> list:
     """Annotator labels for the pairs the verifiers left; prints the report and writes unmatched quotes."""
-    from rubrics2tokens.data.schema import append_jsonl
+    from rubrics2tokens.data.schema import write_jsonl
     from rubrics2tokens.judge import JudgeConfig, LLMJudge
     from rubrics2tokens.relevance.annotator import label_with_annotator
 
@@ -102,9 +102,7 @@ def _annotate(args: argparse.Namespace, rows: list, responses: dict, skip_ids: s
         pairs, report = label_with_annotator(rows, responses, annotator, out.with_suffix(".annotations.jsonl"),
                                              skip_ids=skip_ids)
     print(report.summary())
-    unmatched_path = out.with_suffix(".unmatched.jsonl")
-    with unmatched_path.open("w", encoding="utf-8") as unmatched:
-        append_jsonl(unmatched, report.unmatched)
+    unmatched_path = write_jsonl(report.unmatched, out.with_suffix(".unmatched.jsonl"))
     if report.unmatched:
         print(f"unmatched quotes: {unmatched_path}")
     return pairs

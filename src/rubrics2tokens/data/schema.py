@@ -210,10 +210,14 @@ def _parse_any_row(record: Any, path: Path, row: int) -> PromptRow:
     return parse_row(record, path, row)
 
 
-def write_prompt_rows(rows: Iterable[PromptRow], path: str | Path) -> Path:
+def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
+    """Write ``records`` as a new JSONL file (replacing one there), creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
+    with path.open("w", encoding="utf-8") as out:
+        append_jsonl(out, records)
     return path
+
+
+def write_prompt_rows(rows: Iterable[PromptRow], path: str | Path) -> Path:
+    return write_jsonl((row.to_json() for row in rows), path)

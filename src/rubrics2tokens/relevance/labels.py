@@ -20,7 +20,6 @@ The pairs they leave can be labelled by an LLM annotator (`rubrics2tokens.releva
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -30,7 +29,8 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
-from rubrics2tokens.data.schema import DataError, PromptRow, append_jsonl, read_appended_jsonl, read_jsonl
+from rubrics2tokens.data.schema import (DataError, PromptRow, append_jsonl, read_appended_jsonl, read_jsonl,
+                                        write_jsonl)
 from rubrics2tokens.relevance.alignment import spans_to_token_mask
 from rubrics2tokens.relevance.model import RelevanceModel
 from rubrics2tokens.verifiers.registry import run_verifier
@@ -106,12 +106,7 @@ def load_labels(path: str | Path) -> list[LabelledPair]:
 
 
 def write_labels(pairs: Iterable[LabelledPair], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for pair in pairs:
-            handle.write(json.dumps(pair.to_json(), ensure_ascii=False) + "\n")
-    return path
+    return write_jsonl((pair.to_json() for pair in pairs), path)
 
 
 def token_labels(model: RelevanceModel, pair: LabelledPair) -> tuple[list[int], torch.Tensor]:
