@@ -93,7 +93,9 @@ def load_hir_hub(dataset: str = HUB_DATASET, split: str = "train", revision: str
     from datasets import load_dataset
 
     records = load_dataset(dataset, split=split, revision=revision)
-    return [parse_hir_row(dict(record), f"{dataset}:{split}", number)
+    # Arrow gives every record every column of the file: a field a record lacks arrives as None
+    return [parse_hir_row({key: value for key, value in record.items() if value is not None}, f"{dataset}:{split}",
+                          number)
             for number, record in enumerate(records, start=1)]
 
 
