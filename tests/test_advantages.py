@@ -27,16 +27,17 @@ NAN = float("nan")
 # ----------------------------------------------------------------------------
 
 
-def reference_zscores(values):
-    """Population z-scores of a list of floats; all equal (or empty) -> zeros."""
+def reference_zscores(values, min_std=0.0):
+    """Population z-scores of a list of floats, the std floored at min_std; all equal (or empty) -> zeros."""
     if not values or max(values) == min(values):
         return [0.0] * len(values)
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-    return [(v - mean) / std for v in values]
+    return [(v - mean) / max(std, min_std) for v in values]
 
 
-def reference_token_advantages(verdicts, weights, mask, group_size, partition, tau=1.0, rubric_weights=None):
+def reference_token_advantages(verdicts, weights, mask, group_size, partition, tau=1.0, rubric_weights=None,
+                               min_std=0.0):
     """The spec of `token_advantages`, one token at a time. Returns a (B, T) list of lists."""
     V, W, M = verdicts.tolist(), weights.tolist(), mask.tolist()
     B, K, T = len(W), len(W[0]), len(W[0][0])
@@ -57,14 +58,14 @@ def reference_token_advantages(verdicts, weights, mask, group_size, partition, t
                 if total_weight[i] == 0:
                     continue
                 for k in known[i]:
-                    z = reference_zscores([sign(i, k) * W[i][k][t] for t in tokens[i]])
+                    z = reference_zscores([sign(i, k) * W[i][k][t] for t in tokens[i]], min_std)
                     for t, z_t in zip(tokens[i], z):
                         out[i][t] += A[i][k] * z_t / total_weight[i]
 
         elif partition == "inter_sample":
             for k in range(K):
                 members = [(i, t) for i in rows if k in known[i] for t in tokens[i]]
-                z = reference_zscores([sign(i, k) * W[i][k][t] for i, t in members])
+                z = reference_zscores([sign(i, k) * W[i][k][t] for i, t in members], min_std)
                 for (i, t), z_it in zip(members, z):
                     if total_weight[i] > 0:
                         out[i][t] += A[i][k] * z_it / total_weight[i]
@@ -77,14 +78,14 @@ def reference_token_advantages(verdicts, weights, mask, group_size, partition, t
                 for t in tokens[i]:
                     members.append((i, t))
                     pooled.append(sum(A[i][k] * sign(i, k) * W[i][k][t] for k in known[i]) / total_weight[i])
-            for (i, t), z_it in zip(members, reference_zscores(pooled)):
+            for (i, t), z_it in zip(members, reference_zscores(pooled, min_std)):
                 out[i][t] = z_it
 
         elif partition == "rubric_softmax":
             response_adv = {}
             for k in range(K):
                 judged = [i for i in rows if k in known[i]]
-                for i, z_i in zip(judged, reference_zscores([sign(i, k) for i in judged])):
+                for i, z_i in zip(judged, reference_zscores([sign(i, k) for i in judged], min_std)):
                     response_adv[i, k] = z_i
             for i in rows:
                 if total_weight[i] == 0:
@@ -176,6 +177,27 @@ def test_matches_reference(partition, weighted, seed):
     actual = token_advantages(**batch, partition=partition, tau=tau, rubric_weights=rubric_weights)
     assert actual.dtype == torch.float32
     torch.testing.assert_close(actual, as_tensor(expected, actual), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("partition", PARTITIONS)
+@pytest.mark.parametrize("min_std", [0.05, 0.3, 2.0])
+def test_std_floor_matches_reference(partition, min_std):
+    batch, rubric_weights = make_batch(7)
+    expected = reference_token_advantages(**batch, partition=partition, rubric_weights=rubric_weights, min_std=min_std)
+    actual = token_advantages(**batch, partition=partition, rubric_weights=rubric_weights, min_std=min_std)
+    torch.testing.assert_close(actual, as_tensor(expected, actual), atol=1e-5, rtol=1e-5)
+
+
+def test_std_floor_keeps_a_near_constant_row_from_becoming_unit_credit():
+    # A learned relevance row of noise (0.01 +- 0.005) on a failed rubric: the plain z-score turns it into
+    # credit of size ~1 per token; a floor of 0.1 keeps it at the noise's own size.
+    noise = 0.01 + 0.005 * torch.tensor([[[1.0, -1.0, 0.5, -0.5, 1.0, -1.0]]])
+    verdicts, mask = torch.tensor([[0.0]]), torch.ones(1, 6)
+    plain = token_advantages(verdicts, noise, mask, group_size=1)
+    floored = token_advantages(verdicts, noise, mask, group_size=1, min_std=0.1)
+    assert plain.abs().max() > 0.9
+    assert floored.abs().max() < 0.06
+    assert torch.equal(token_advantages(verdicts, noise, mask, group_size=1, min_std=0.0), plain)
 
 
 @pytest.mark.parametrize("partition", PARTITIONS)

@@ -131,26 +131,48 @@ def test_hand_written_verdicts(verifier_id, response, kwargs, passed):
     assert run_verifier(verifier_id, response, kwargs).passed is passed
 
 
+STOP = "the stop"  # a lower limit not reached: no character, the stop (method.md §5)
+
+
 def _spans_text(verifier_id, response, kwargs):
     verdict = run_verifier(verifier_id, response, kwargs)
+    if verdict.stop:
+        assert verdict.spans == ()
+        return verdict.passed, STOP
     return verdict.passed, [response[start:end] for start, end in verdict.spans]
 
 
 @pytest.mark.parametrize("verifier_id, response, kwargs, passed, texts", [
     ("ifeval:punctuation:no_comma", "a, b, c", {}, False, [",", ","]),
-    ("ifeval:punctuation:no_comma", "a b", {}, True, ["a b"]),
+    ("ifeval:punctuation:no_comma", "a b", {}, True, []),  # a global property that held credits nothing
+    ("ifeval:change_case:english_lowercase", "this is english text in lower case", {}, True, []),
     ("ifeval:change_case:english_lowercase", "this is English text, mostly in lower case", {}, False, ["E"]),
     ("ifeval:change_case:english_capital", "THIS IS ALL IN CAPITAL LETTERS, eXCEPT ONE", {}, False, ["e"]),
     ("ifeval:keywords:existence", "Art lovers visit the art museum.", {"keywords": ["art", "museum"]}, True,
      ["Art", "art", "museum"]),
-    ("ifeval:keywords:existence", "Art lovers.", {"keywords": ["art", "museum"]}, False, ["Art"]),
+    # a keyword missing: the stop; "Art", present, is progress and never blamed
+    ("ifeval:keywords:existence", "Art lovers.", {"keywords": ["art", "museum"]}, False, STOP),
+    ("ifeval:keywords:forbidden_words", "The dog.", {"forbidden_words": ["cat"]}, True, []),
     ("ifeval:keywords:forbidden_words", "The Cat and the cat.", {"forbidden_words": ["cat"]}, False, ["Cat", "cat"]),
     ("ifeval:keywords:frequency", "dog dog dog", {"keyword": "dog", "frequency": 2, "relation": "less than"}, False,
      ["dog", "dog"]),
+    ("ifeval:keywords:frequency", "dog cat", {"keyword": "dog", "frequency": 2, "relation": "less than"}, True, []),
+    ("ifeval:keywords:frequency", "dog and dog", {"keyword": "dog", "frequency": 2, "relation": "at least"}, True,
+     ["dog", "dog"]),
+    ("ifeval:keywords:frequency", "one dog here", {"keyword": "dog", "frequency": 2, "relation": "at least"}, False,
+     STOP),
     ("ifeval:keywords:letter_frequency", "Zebra zoo", {"letter": "z", "let_frequency": 2, "let_relation": "at least"},
      True, ["Z", "z"]),
+    ("ifeval:keywords:letter_frequency", "Zebra", {"letter": "z", "let_frequency": 2, "let_relation": "at least"},
+     False, STOP),
+    ("ifeval:keywords:letter_frequency", "Zebra zoo", {"letter": "z", "let_frequency": 2,
+                                                       "let_relation": "less than"}, False, ["z"]),
     ("ifeval:length_constraints:number_words", "one two three four", {"num_words": 3, "relation": "less than"},
      False, ["three", "four"]),
+    ("ifeval:length_constraints:number_words", "one two", {"num_words": 3, "relation": "less than"}, True, []),
+    ("ifeval:length_constraints:number_words", "one two three", {"num_words": 3, "relation": "at least"}, True, []),
+    ("ifeval:length_constraints:number_words", "one two\nthree", {"num_words": 5, "relation": "at least"}, False,
+     STOP),  # too few words: the stop, not the last line (its words count toward passing)
     ("ifeval:startend:end_checker", 'Hello.\n"Any other questions?"\n', {"end_phrase": "Any other questions?"},
      True, ["Any other questions?"]),
     ("ifeval:startend:end_checker", "Hello.\nGoodbye.\n", {"end_phrase": "Any other questions?"}, False,

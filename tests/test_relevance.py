@@ -139,10 +139,21 @@ def test_oracle_relevance_flags_the_tokens_of_the_deciding_spans(tiny_tokenizer)
     flagged_keyword = "".join(text[a:b] for (a, b), w in zip(token_spans, weights[0, 1]) if w == 1)
     assert flagged_keyword.strip() == "river"
     assert torch.isnan(weights[:, 2]).all(), "a rubric without spans has unknown relevance"
-    # a passing no-commas rubric concerns the whole response: every real token, never EOS or padding
-    real = inputs.completion_mask[1].bool() & (inputs.completion_ids[1] != tiny_tokenizer.eos_token_id)
-    assert torch.all(weights[1, 0][real] == 1) and torch.all(weights[1, 0][~real] == 0)
-    assert torch.all(weights[1, 1] == 0), "an absent keyword has no place where it was required"
+    # a passing no-commas rubric is a global property: it credits no token (method.md §5)
+    assert torch.all(weights[1, 0] == 0)
+    # an absent keyword blames the stop: the EOS token when the response stopped on its own, nothing else
+    eos = inputs.completion_ids[1] == tiny_tokenizer.eos_token_id
+    assert eos.sum() == 1 and weights[1, 1][eos].tolist() == [1.0] and torch.all(weights[1, 1][~eos] == 0)
+
+
+def test_oracle_blames_no_token_for_too_few_units_when_the_response_was_cut(tiny_tokenizer):
+    rubrics = [Rubric("river twice", "testbed:include_keyword", {"keyword": "river", "min_count": 2})]
+    inputs, ids = _scored_inputs(tiny_tokenizer, ["the river is wide"], rubrics)
+    assert inputs.scored.stops == [[True]]
+    stopped = OracleRelevance(tiny_tokenizer)(inputs)
+    assert stopped[0, 0, len(ids[0]) - 1] == 1 and stopped[0, 0].sum() == 1, "only the stop, never ' river'"
+    cut = RelevanceInputs(inputs.completion_ids[:, :-1], inputs.completion_mask[:, :-1], inputs.scored)
+    assert torch.all(OracleRelevance(tiny_tokenizer)(cut) == 0), "a response cut at the limit did not stop"
 
 
 def test_uniform_and_random_sources_have_the_batch_shape(tiny_tokenizer):

@@ -16,52 +16,52 @@ def case(checker, response, kwargs, passed, span_texts, name):
     return pytest.param(checker, response, kwargs, passed, span_texts, id=f"{family}-{name}")
 
 
-WHOLE = object()  # stands for "the whole response is the one span"
+STOP = object()  # stands for "no character, the stop" (a lower limit not reached, method.md §5)
 
 CASES = [
-    # all_lowercase: uppercase runs when failed, the whole response when passed
-    case(rules.check_all_lowercase, "hello world.", {}, True, WHOLE, "lowercase"),
+    # all_lowercase: uppercase runs when failed; a pass credits nothing (a global property)
+    case(rules.check_all_lowercase, "hello world.", {}, True, [], "lowercase"),
     case(rules.check_all_lowercase, "Hello WORLD ok", {}, False, ["H", "WORLD"], "uppercase-runs"),
     case(rules.check_all_lowercase, "café ÉTÉ über", {}, False, ["ÉTÉ"], "unicode-capitals"),
-    case(rules.check_all_lowercase, "café über straße", {}, True, WHOLE, "unicode-lowercase"),
-    case(rules.check_all_lowercase, "123, !?", {}, True, WHOLE, "no-letters"),
-    case(rules.check_all_lowercase, "  \n\t", {}, True, WHOLE, "whitespace-only"),
+    case(rules.check_all_lowercase, "café über straße", {}, True, [], "unicode-lowercase"),
+    case(rules.check_all_lowercase, "123, !?", {}, True, [], "no-letters"),
+    case(rules.check_all_lowercase, "  \n\t", {}, True, [], "whitespace-only"),
     case(rules.check_all_lowercase, "", {}, True, [], "empty"),
     # no_commas: each ASCII comma when failed
-    case(rules.check_no_commas, "no commas here.", {}, True, WHOLE, "none"),
+    case(rules.check_no_commas, "no commas here.", {}, True, [], "none"),
     case(rules.check_no_commas, "a, b,, c", {}, False, [",", ",", ","], "adjacent-commas-apart"),
-    case(rules.check_no_commas, "a，b", {}, True, WHOLE, "fullwidth-comma-is-not-ascii"),
-    case(rules.check_no_commas, "\n\n", {}, True, WHOLE, "whitespace-only"),
+    case(rules.check_no_commas, "a，b", {}, True, [], "fullwidth-comma-is-not-ascii"),
+    case(rules.check_no_commas, "\n\n", {}, True, [], "whitespace-only"),
     case(rules.check_no_commas, "", {}, True, [], "empty"),
     # forbidden_word: each whole-word occurrence, any case
-    case(rules.check_forbidden_word, "it is fine.", {"word": "very"}, True, WHOLE, "absent"),
+    case(rules.check_forbidden_word, "it is fine.", {"word": "very"}, True, [], "absent"),
     case(rules.check_forbidden_word, "Very nice, VERY very.", {"word": "very"}, False, ["Very", "VERY", "very"],
          "case-variants"),
-    case(rules.check_forbidden_word, "everything every", {"word": "very"}, True, WHOLE, "inside-other-words"),
+    case(rules.check_forbidden_word, "everything every", {"word": "very"}, True, [], "inside-other-words"),
     case(rules.check_forbidden_word, "very's end", {"word": "very"}, False, ["very"], "before-apostrophe"),
     case(rules.check_forbidden_word, "Un Café noir", {"word": "café"}, False, ["Café"], "unicode"),
-    case(rules.check_forbidden_word, "deux cafés", {"word": "café"}, True, WHOLE, "unicode-plural"),
+    case(rules.check_forbidden_word, "deux cafés", {"word": "café"}, True, [], "unicode-plural"),
     case(rules.check_forbidden_word, "", {"word": "very"}, True, [], "empty"),
-    # include_keyword: the occurrences found, enough or not
+    # include_keyword: the occurrences when enough; too few: the stop (occurrences are progress)
     case(rules.check_include_keyword, "The River flows.", {"keyword": "river"}, True, ["River"], "default-once"),
     case(rules.check_include_keyword, "river and RIVER.", {"keyword": "river", "min_count": 2}, True,
          ["river", "RIVER"], "twice"),
     case(rules.check_include_keyword, "river, river", {"keyword": "river", "min_count": 3}, False,
-         ["river", "river"], "too-few"),
-    case(rules.check_include_keyword, "riverbank rivers", {"keyword": "river"}, False, [], "inside-other-words"),
+         STOP, "too-few"),
+    case(rules.check_include_keyword, "riverbank rivers", {"keyword": "river"}, False, STOP, "inside-other-words"),
     case(rules.check_include_keyword, "CAFÉ au lait", {"keyword": "café"}, True, ["CAFÉ"], "unicode"),
-    case(rules.check_include_keyword, "   ", {"keyword": "river"}, False, [], "whitespace-only"),
-    case(rules.check_include_keyword, "", {"keyword": "river"}, False, [], "empty"),
-    # start_with_word: the first word when passed, the first non-empty line when failed
+    case(rules.check_include_keyword, "   ", {"keyword": "river"}, False, STOP, "whitespace-only"),
+    case(rules.check_include_keyword, "", {"keyword": "river"}, False, STOP, "empty"),
+    # start_with_word: the first word, passed (credit) or failed (blame: where the word was required)
     case(rules.check_start_with_word, "Today is sunny.", {"word": "today"}, True, ["Today"], "capitalised"),
     case(rules.check_start_with_word, '  \n\n"today," she said', {"word": "today"}, True, ["today"],
          "leading-blank-and-quote"),
     case(rules.check_start_with_word, "**TODAY** we go", {"word": "today"}, True, ["TODAY"], "markdown"),
-    case(rules.check_start_with_word, "Todays news\nmore", {"word": "today"}, False, ["Todays news"],
+    case(rules.check_start_with_word, "Todays news\nmore", {"word": "today"}, False, ["Todays"],
          "longer-word"),
     case(rules.check_start_with_word, "\n\n  Yesterday was fine.  \nToday too", {"word": "today"}, False,
-         ["Yesterday was fine."], "second-line"),
-    case(rules.check_start_with_word, "... !!!", {"word": "today"}, False, ["... !!!"], "no-words"),
+         ["Yesterday"], "second-line"),
+    case(rules.check_start_with_word, "... !!!", {"word": "today"}, False, [], "no-words"),
     case(rules.check_start_with_word, "   \n ", {"word": "today"}, False, [], "whitespace-only"),
     case(rules.check_start_with_word, "", {"word": "today"}, False, [], "empty"),
     # end_with_phrase: the phrase when passed, the last non-empty line when failed
@@ -79,29 +79,29 @@ CASES = [
          "missing-period"),
     case(rules.check_end_with_phrase, " \n ", {"phrase": "see you soon."}, False, [], "whitespace-only"),
     case(rules.check_end_with_phrase, "", {"phrase": "see you soon."}, False, [], "empty"),
-    # max_words: the whole response when met, one span over the surplus words when exceeded
-    case(rules.check_max_words, "one two three.", {"n": 3}, True, WHOLE, "at-limit"),
+    # max_words: nothing when met, one span over the surplus words when exceeded
+    case(rules.check_max_words, "one two three.", {"n": 3}, True, [], "at-limit"),
     case(rules.check_max_words, "one, two three four, five!", {"n": 3}, False, ["four, five"], "surplus"),
     case(rules.check_max_words, "don't stop", {"n": 2}, False, ["stop"], "apostrophe-splits-words"),
-    case(rules.check_max_words, "café crème brûlée", {"n": 3}, True, WHOLE, "unicode-words"),
+    case(rules.check_max_words, "café crème brûlée", {"n": 3}, True, [], "unicode-words"),
     case(rules.check_max_words, "* a\n* b\n* c d", {"n": 3}, False, ["d"], "markers-are-not-words"),
-    case(rules.check_max_words, "  ", {"n": 3}, True, WHOLE, "whitespace-only"),
+    case(rules.check_max_words, "  ", {"n": 3}, True, [], "whitespace-only"),
     case(rules.check_max_words, "", {"n": 3}, True, [], "empty"),
-    # min_words: the whole response when met, the last non-empty line when short
-    case(rules.check_min_words, "one two three", {"n": 3}, True, WHOLE, "at-limit"),
-    case(rules.check_min_words, "Line one here.\nshort end\n\n", {"n": 10}, False, ["short end"], "short"),
-    case(rules.check_min_words, "!!! ???", {"n": 1}, False, ["!!! ???"], "no-words"),
-    case(rules.check_min_words, "  \n ", {"n": 3}, False, [], "whitespace-only"),
-    case(rules.check_min_words, "", {"n": 3}, False, [], "empty"),
-    # exact_bullets: the markers when exact or too few, the surplus bullet lines when too many
+    # min_words: nothing when met (no word in particular achieves a length), the stop when short
+    case(rules.check_min_words, "one two three", {"n": 3}, True, [], "at-limit"),
+    case(rules.check_min_words, "Line one here.\nshort end\n\n", {"n": 10}, False, STOP, "short"),
+    case(rules.check_min_words, "!!! ???", {"n": 1}, False, STOP, "no-words"),
+    case(rules.check_min_words, "  \n ", {"n": 3}, False, STOP, "whitespace-only"),
+    case(rules.check_min_words, "", {"n": 3}, False, STOP, "empty"),
+    # exact_bullets: the markers when exact, the stop when too few, the surplus bullet lines when too many
     case(rules.check_exact_bullets, "Intro:\n* one\n* two\nbye", {"n": 2}, True, ["*", "*"], "star"),
     case(rules.check_exact_bullets, "- one\n  - two", {"n": 2}, True, ["-", "-"], "dash-indented"),
     case(rules.check_exact_bullets, "* a\n- b\n\t* c", {"n": 3}, True, ["*", "-", "*"], "mixed-tab-indented"),
-    case(rules.check_exact_bullets, "*bold* text\n** not\n---\n-no space\n* one", {"n": 2}, False, ["*"],
+    case(rules.check_exact_bullets, "*bold* text\n** not\n---\n-no space\n* one", {"n": 2}, False, STOP,
          "too-few-and-lookalikes"),
     case(rules.check_exact_bullets, "* a\n* b\ntext\n  * c  \n", {"n": 1}, False, ["* b", "* c"], "too-many"),
-    case(rules.check_exact_bullets, "text with * star - dash\n1. numbered", {"n": 2}, False, [], "no-bullets"),
-    case(rules.check_exact_bullets, "", {"n": 2}, False, [], "empty"),
+    case(rules.check_exact_bullets, "text with * star - dash\n1. numbered", {"n": 2}, False, STOP, "no-bullets"),
+    case(rules.check_exact_bullets, "", {"n": 2}, False, STOP, "empty"),
     # title: every non-blank <<title>> when present, the first non-empty line when absent
     case(rules.check_title, "<<My Day>>\nText", {}, True, ["<<My Day>>"], "first-line"),
     case(rules.check_title, "Text <<a>> and <<b c>>", {}, True, ["<<a>>", "<<b c>>"], "several"),
@@ -112,15 +112,15 @@ CASES = [
     case(rules.check_title, "<<split\ntitle>>", {}, False, ["<<split"], "split-over-lines"),
     case(rules.check_title, "<single brackets>", {}, False, ["<single brackets>"], "single-brackets"),
     case(rules.check_title, "", {}, False, [], "empty"),
-    # n_paragraphs: the whole response when exact, the surplus paragraphs / the last one otherwise
-    case(rules.check_n_paragraphs, "p one\nstill one\n\np two", {"n": 2}, True, WHOLE, "exact"),
-    case(rules.check_n_paragraphs, "a\n\n\n  \nb\n", {"n": 2}, True, WHOLE, "several-blank-lines"),
-    case(rules.check_n_paragraphs, "a\r\n\r\nb", {"n": 2}, True, WHOLE, "windows-newlines"),
-    case(rules.check_n_paragraphs, "single\nparagraph", {"n": 1}, True, WHOLE, "one"),
+    # n_paragraphs: the breaks when exact, the surplus paragraphs when too many, the stop when too few
+    case(rules.check_n_paragraphs, "p one\nstill one\n\np two", {"n": 2}, True, ["\n\n"], "exact"),
+    case(rules.check_n_paragraphs, "a\n\n\n  \nb\n", {"n": 2}, True, ["\n\n\n  \n"], "several-blank-lines"),
+    case(rules.check_n_paragraphs, "a\r\n\r\nb", {"n": 2}, True, ["\r\n\r\n"], "windows-newlines"),
+    case(rules.check_n_paragraphs, "single\nparagraph", {"n": 1}, True, [], "one"),
     case(rules.check_n_paragraphs, "a\n\nb\n\nc\n\nd", {"n": 2}, False, ["c", "d"], "too-many"),
-    case(rules.check_n_paragraphs, "a\n\n  b  \n", {"n": 3}, False, ["b"], "too-few"),
-    case(rules.check_n_paragraphs, "  \n\n ", {"n": 1}, False, [], "whitespace-only"),
-    case(rules.check_n_paragraphs, "", {"n": 1}, False, [], "empty"),
+    case(rules.check_n_paragraphs, "a\n\n  b  \n", {"n": 3}, False, STOP, "too-few"),
+    case(rules.check_n_paragraphs, "  \n\n ", {"n": 1}, False, STOP, "whitespace-only"),
+    case(rules.check_n_paragraphs, "", {"n": 1}, False, STOP, "empty"),
 ]
 
 
@@ -129,10 +129,11 @@ def test_checker_verdict_and_spans(checker, response, kwargs, passed, span_texts
     verdict = checker(response, **kwargs)
     assert verdict.passed is passed
     assert isinstance(verdict.spans, tuple)
-    if span_texts is WHOLE:
-        assert verdict.spans == ((0, len(response)),)
+    if span_texts is STOP:
+        assert verdict.spans == () and verdict.stop
     else:
         assert [response[start:end] for start, end in verdict.spans] == span_texts
+        assert not verdict.stop
 
 
 def test_every_family_has_cases():

@@ -78,6 +78,7 @@ def token_advantages(
     partition: str = "intra_sample",
     tau: float = 1.0,
     rubric_weights: torch.Tensor | None = None,
+    min_std: float = 0.0,
 ) -> torch.Tensor:
     """Token-level advantages from per-rubric verdicts and token relevance.
 
@@ -104,6 +105,12 @@ def token_advantages(
             over known rubrics" into a weighted average (``rubric_softmax``:
             p ∝ weight * exp(w / tau)); default all ones. Weight 0 drops a
             rubric from the average, not from the z-score sets.
+        min_std: floor on the std that divides each z-score (``intra_sample``,
+            ``inter_sample``, ``group_pooled``, ``rubric_softmax``): a set whose
+            std is below it is divided by ``min_std`` instead, so a nearly
+            constant row (a learned relevance row of noise) is not blown up into
+            unit-size credit. A set of equal values still gives exactly 0. The
+            default 0 is the plain z-score.
 
     Returns:
         ``(B, T)`` advantages, finite everywhere and exactly 0 on padding and
@@ -114,6 +121,8 @@ def token_advantages(
         raise ValueError(f"unknown partition {partition!r}; valid: {', '.join(PARTITIONS)}")
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau}")
+    if not min_std >= 0:
+        raise ValueError(f"min_std must be >= 0, got {min_std}")
     if weights.dim() != 3 or verdicts.shape != weights.shape[:2] or mask.shape != (weights.shape[0], weights.shape[2]):
         raise ValueError(
             f"expected verdicts (B, K), weights (B, K, T) and mask (B, T), got {tuple(verdicts.shape)}, "
@@ -143,6 +152,7 @@ def token_advantages(
 
     advantages = _PARTITION_FNS[partition](
         signs=signs, weights=weights, known=known, valid=valid, rubric_w=rubric_w, group_size=group_size, tau=tau,
+        min_std=min_std,
     )
     return advantages.where(valid, 0)
 
@@ -199,33 +209,33 @@ def combine_advantages(
 # ----------------------------------------------------------------------------
 
 
-def _intra_sample(signs, weights, known, valid, rubric_w, group_size, tau):
+def _intra_sample(signs, weights, known, valid, rubric_w, group_size, tau, min_std):
     # One set per (row, rubric) is inter_sample with groups of one row.
-    return _inter_sample(signs, weights, known, valid, rubric_w, group_size=1, tau=tau)
+    return _inter_sample(signs, weights, known, valid, rubric_w, group_size=1, tau=tau, min_std=min_std)
 
 
-def _inter_sample(signs, weights, known, valid, rubric_w, group_size, tau):
-    centred, inv_std = _centre_in_sets(weights, valid, signs, group_size)
+def _inter_sample(signs, weights, known, valid, rubric_w, group_size, tau, min_std):
+    centred, inv_std = _centre_in_sets(weights, valid, signs, group_size, min_std)
     # The z-score s * centred * inv_std is the centred weights times one
     # number per (row, rubric), which rides along with the averaging weights
     # into the one contraction over rubrics.
     return _mean_over_rubrics(centred, rubric_w, signs * inv_std)
 
 
-def _group_pooled(signs, weights, known, valid, rubric_w, group_size, tau):
+def _group_pooled(signs, weights, known, valid, rubric_w, group_size, tau, min_std):
     # Zero padding first: there the weights, whatever they are, times the
     # coefficients may have overflowed to inf, and _centre_in_sets masks by
     # multiplying.
     pooled = _mean_over_rubrics(weights, rubric_w, signs).where(valid, 0)
     has_rubric = (rubric_w.sum(dim=1, keepdim=True) > 0).to(pooled.dtype)
-    centred, inv_std = _centre_in_sets(pooled[:, None, :], valid, has_rubric, group_size)
+    centred, inv_std = _centre_in_sets(pooled[:, None, :], valid, has_rubric, group_size, min_std)
     return centred[:, 0] * inv_std
 
 
-def _rubric_softmax(signs, weights, known, valid, rubric_w, group_size, tau):
+def _rubric_softmax(signs, weights, known, valid, rubric_w, group_size, tau, min_std):
     # Each rubric's sign is one value per row: its sets have one "token" a row.
     one_token = torch.ones_like(valid[:, :1])
-    centred, inv_std = _centre_in_sets(signs[:, :, None], one_token, known.to(signs.dtype), group_size)
+    centred, inv_std = _centre_in_sets(signs[:, :, None], one_token, known.to(signs.dtype), group_size, min_std)
     response_adv = centred[:, :, 0] * inv_std  # (B, K)
     # p_k ∝ rubric_w_k * exp(w_k / tau). Rubrics of weight 0, unknown ones
     # included, must get p = 0: their logits are set to -inf outright, as
@@ -248,7 +258,7 @@ def _rubric_softmax(signs, weights, known, valid, rubric_w, group_size, tau):
     return (numerator / denominator).where(usable.any(dim=1, keepdim=True), 0)
 
 
-def _signed(signs, weights, known, valid, rubric_w, group_size, tau):
+def _signed(signs, weights, known, valid, rubric_w, group_size, tau, min_std):
     return _mean_over_rubrics(weights, rubric_w, signs)
 
 
@@ -268,7 +278,7 @@ assert tuple(_PARTITION_FNS) == PARTITIONS
 
 
 def _centre_in_sets(
-    x: torch.Tensor, valid: torch.Tensor, sign: torch.Tensor, group_size: int
+    x: torch.Tensor, valid: torch.Tensor, sign: torch.Tensor, group_size: int, min_std: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Centre the values ``sign * x`` within each z-score set; give each set's 1 / std.
 
@@ -281,8 +291,8 @@ def _centre_in_sets(
     Returns ``centred`` ``(B, K, T)``, a new tensor, and ``inv_std``
     ``(B, K)``: ``sign * centred`` is each set's values minus the set mean on
     the set's entries and 0 on invalid tokens (``centred`` is x on the valid
-    tokens of an (i, k) in no set); ``inv_std`` is 1 / the population std of
-    the set of (i, k), or 0 where (i, k) is in no set or its set's values are
+    tokens of an (i, k) in no set); ``inv_std`` is 1 / max(population std of
+    the set of (i, k), ``min_std``), or 0 where (i, k) is in no set or its set's values are
     all equal. So the z-score is ``sign * centred * inv_std`` (over the last
     dim, broadcast), 0 outside the sets; callers fold ``sign * inv_std`` into
     a later contraction rather than pay a pass over (B, K, T) to form it.
@@ -310,7 +320,7 @@ def _centre_in_sets(
     centred.addcmul_((sign * mean).where(member, 0)[:, :, None], valid_f, value=-1)
     squares = torch.linalg.vector_norm(centred, dim=2).square()
     std = (_set_total(squares.where(member, 0), group_size) / count).sqrt()
-    return centred, std.reciprocal().where(member & (std > 0), 0)
+    return centred, std.clamp(min=min_std).reciprocal().where(member & (std > 0), 0)
 
 
 def _set_total(row_values: torch.Tensor, group_size: int) -> torch.Tensor:

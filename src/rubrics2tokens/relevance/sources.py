@@ -64,8 +64,10 @@ class OracleRelevance:
     """w = 1 on the policy tokens that overlap the verifier's deciding character spans, else 0.
 
     Spans are character ranges in TRL's decoded completion; tokens are mapped to characters from
-    their own ids (`token_char_spans`), so no re-tokenization drift. Rubrics whose verifier reports
-    no spans (``None``) get a NaN row.
+    their own ids (`token_char_spans`), so no re-tokenization drift. A verdict that flags the stop
+    (`Verdict.stop`) also gets w = 1 on the response's EOS token, when the response has one (one cut
+    at the length limit did not stop: nothing to blame). Rubrics whose verifier reports no spans
+    (``None``) get a NaN row.
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase):
@@ -77,9 +79,12 @@ class OracleRelevance:
         for i in range(batch):
             ids = inputs.completion_ids[i][inputs.completion_mask[i].bool()].tolist()
             _, token_spans = token_char_spans(self.tokenizer, ids)
+            stopped = bool(ids) and ids[-1] == self.tokenizer.eos_token_id
             for k, spans in enumerate(inputs.scored.spans[i]):
                 if spans is not None:
                     weights[i, k] = spans_to_token_mask(spans, token_spans, length)
+                    if inputs.scored.stops[i][k] and stopped:
+                        weights[i, k, len(ids) - 1] = 1.0
         return weights.to(inputs.completion_ids.device)
 
 

@@ -29,12 +29,14 @@ class ScoredBatch:
     rubric_weights: (B, K) float, the rubric importances (0 on padding slots).
     spans:          per row, per rubric: the deciding character spans, or None when not known.
     rubrics:        per row, the rubrics themselves (texts for a relevance model, families for logs).
+    stops:          per row, per rubric: whether the verdict flags the stop (`Verdict.stop`).
     """
 
     verdicts: torch.Tensor
     rubric_weights: torch.Tensor
     spans: list[list[tuple[Span, ...] | None]]
     rubrics: list[list[Rubric]]
+    stops: list[list[bool]]
 
     @property
     def families(self) -> list[list[str]]:
@@ -53,7 +55,8 @@ class ScoredBatch:
                 weights[i, k] = rubric.weight
         return cls(verdicts=matrix, rubric_weights=weights,
                    spans=[[v.spans for v in row] for row in verdicts],
-                   rubrics=[list(row) for row in rubrics])
+                   rubrics=[list(row) for row in rubrics],
+                   stops=[[v.stop for v in row] for row in verdicts])
 
 
 class RubricScorer(Protocol):

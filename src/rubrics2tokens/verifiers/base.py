@@ -14,13 +14,17 @@ class Verdict:
 
     ``passed`` is ``None`` when the verdict is unknown (a crashed rule, an unparseable judge reply):
     unknown verdicts are excluded downstream, never counted as failures.
-    ``spans`` are the characters that decided the verdict (method.md §5); ``None`` means the verifier
-    cannot say which characters, ``()`` means it knows that no span decides (e.g. a required word is
-    absent and there is no place where it was required).
+    ``spans`` are the characters that decided the verdict (method.md §5: blame for a fail, credit for a
+    pass); ``None`` means the verifier cannot say which characters, ``()`` means it knows that no
+    character decides (a global property that held, a required word absent with no required place).
+    ``stop`` flags "the stop": the response ended on its own before it reached a lower limit (too few
+    words, keywords, bullets or paragraphs). The stop has no characters; the oracle maps it to the
+    response's EOS token when it has one (a response cut at the length limit has none: nothing to blame).
     """
 
     passed: bool | None
     spans: tuple[Span, ...] | None = None
+    stop: bool = False
 
     @staticmethod
     def unknown() -> "Verdict":

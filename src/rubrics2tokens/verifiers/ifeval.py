@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import random
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from rubrics2tokens.verifiers import rules
 from rubrics2tokens.verifiers.base import Span, Verdict
@@ -115,27 +115,29 @@ class InstructionVerifier:
             return Verdict(passed=passed, spans=None)
         if not response.strip():
             return Verdict(passed=passed, spans=())  # a blank response has nothing to point at
-        return Verdict(passed=passed, spans=self.find_spans(response, passed, used_args))
+        return self.find_spans(response, passed, used_args)
 
 
 # ---------------------------------------------------------------- spans (method.md §5)
 
-SpanFinder = Callable[[str, bool, Mapping[str, Any]], "tuple[Span, ...] | None"]
-"""``(response, passed, used_args) -> spans``; ``None`` when the spans cannot be told honestly."""
+SpanFinder = Callable[[str, bool, Mapping[str, Any]], Verdict]
+"""``(response, passed, used_args) -> Verdict`` with the spans (``None`` when they cannot be told honestly)."""
 
 LESS_THAN = "less than"  # IFEval's two relations are "less than" and "at least"
 
 
-def _whole(response: str) -> tuple[Span, ...]:
-    return rules.whole_response(response)
+def _blame(spans: Sequence[Span] | None) -> Verdict:
+    return Verdict(passed=False, spans=None if spans is None else tuple(spans))
 
 
-def _first_line(response: str) -> tuple[Span, ...]:
-    return tuple(rules.find_lines(response)[:1])
+def _credit(spans: Sequence[Span] | None = ()) -> Verdict:
+    """A pass; by default one that credits no character (a global property that held)."""
+    return Verdict(passed=True, spans=None if spans is None else tuple(spans))
 
 
-def _last_line(response: str) -> tuple[Span, ...]:
-    return tuple(rules.find_lines(response)[-1:])
+def _too_few() -> Verdict:
+    """A lower limit not reached: the stop, never the units already there."""
+    return Verdict(passed=False, spans=(), stop=True)
 
 
 def _character_runs(response: str, is_offending: Callable[[str], bool]) -> list[Span]:
@@ -156,98 +158,104 @@ def _regex_matches(pattern: str, response: str) -> list[Span]:
     return [match.span() for match in matches if match.end() > match.start()]
 
 
-def _counted(response: str, passed: bool, occurrences: list[Span], relation: str, limit: int) -> tuple[Span, ...]:
-    """Spans of a count constraint on `occurrences`, the units the checker counted.
+def _counted(passed: bool, occurrences: list[Span], relation: str, limit: int, credit: bool) -> Verdict:
+    """A count constraint on `occurrences`, the units the checker counted.
 
-    "less than N" is a limit: met, the whole response; exceeded, the units past the (N-1)-th.
-    "at least N" is a requirement: the units found, enough or not.
+    "less than N" is an upper limit: met, nothing; exceeded, the units past the (N-1)-th.
+    "at least N" is a lower limit: met, the units when they are things asked for (``credit``: keywords,
+    letters) and nothing when any unit would do (words); missed, the stop.
     """
     if relation == LESS_THAN:
-        return _whole(response) if passed else tuple(occurrences[max(limit - 1, 0):])
-    return tuple(occurrences)
+        return _credit() if passed else _blame(occurrences[max(limit - 1, 0):])
+    if passed:
+        return _credit(occurrences if credit else ())
+    return _too_few()
 
 
 def _forbidden_characters(is_offending: Callable[[str], bool]) -> SpanFinder:
-    """Case constraints: the offending letters when there are any, else the whole response.
+    """Case constraints: a pass credits nothing; a fail blames the offending letters.
 
     They also require English (langdetect); a failure without an offending letter comes from the
-    language (or from having no letters at all), a whole-response property.
+    language (or from having no letters at all): every character would have to change.
     """
-    def find_spans(response: str, passed: bool, _: Mapping[str, Any]) -> tuple[Span, ...]:
-        offending = _character_runs(response, is_offending)
-        return tuple(offending) if not passed and offending else _whole(response)
+    def find_spans(response: str, passed: bool, _: Mapping[str, Any]) -> Verdict:
+        if passed:
+            return _credit()
+        return _blame(_character_runs(response, is_offending) or rules.whole_response(response))
     return find_spans
 
 
-def _no_comma_spans(response: str, passed: bool, _: Mapping[str, Any]) -> tuple[Span, ...]:
-    return rules.check_no_commas(response).spans
+def _no_comma_spans(response: str, passed: bool, _: Mapping[str, Any]) -> Verdict:
+    return rules.check_no_commas(response)
 
 
-def _keyword_existence_spans(response: str, passed: bool, args: Mapping[str, Any]) -> tuple[Span, ...]:
-    # Pass: every occurrence of every keyword. Fail: the keywords present; a missing one has no place.
-    return tuple(sorted(span for keyword in args["keywords"] for span in _regex_matches(keyword, response)))
+def _keyword_existence_spans(response: str, passed: bool, args: Mapping[str, Any]) -> Verdict:
+    # Pass: every occurrence of every keyword. Fail: a keyword is missing (a lower limit of one): the
+    # stop; the keywords present are progress.
+    if not passed:
+        return _too_few()
+    return _credit(sorted(span for keyword in args["keywords"] for span in _regex_matches(keyword, response)))
 
 
-def _keyword_frequency_spans(response: str, passed: bool, args: Mapping[str, Any]) -> tuple[Span, ...]:
+def _keyword_frequency_spans(response: str, passed: bool, args: Mapping[str, Any]) -> Verdict:
     occurrences = _regex_matches(args["keyword"], response)
-    return _counted(response, passed, occurrences, args["relation"], args["frequency"])
+    return _counted(passed, occurrences, args["relation"], args["frequency"], credit=True)
 
 
-def _forbidden_words_spans(response: str, passed: bool, args: Mapping[str, Any]) -> tuple[Span, ...]:
+def _forbidden_words_spans(response: str, passed: bool, args: Mapping[str, Any]) -> Verdict:
     if passed:
-        return _whole(response)
-    return tuple(sorted(span for word in args["forbidden_words"]
-                        for span in _regex_matches(rf"\b{word}\b", response)))
+        return _credit()
+    return _blame(sorted(span for word in args["forbidden_words"] for span in _regex_matches(rf"\b{word}\b", response)))
 
 
-def _letter_frequency_spans(response: str, passed: bool, args: Mapping[str, Any]) -> tuple[Span, ...] | None:
+def _letter_frequency_spans(response: str, passed: bool, args: Mapping[str, Any]) -> Verdict:
     letter = args["letter"]
     occurrences = [(position, position + 1) for position, char in enumerate(response) if char.lower() == letter]
     if len(occurrences) != response.lower().count(letter):
-        return None  # lower() changed the text's length (e.g. "İ"); the checker's count is not per character
-    return _counted(response, passed, occurrences, args["let_relation"], args["let_frequency"])
+        return Verdict(passed=passed, spans=None)  # lower() changed the length (e.g. "İ"): not per character
+    return _counted(passed, occurrences, args["let_relation"], args["let_frequency"], credit=True)
 
 
-def _number_words_spans(response: str, passed: bool, args: Mapping[str, Any]) -> tuple[Span, ...]:
+def _number_words_spans(response: str, passed: bool, args: Mapping[str, Any]) -> Verdict:
     # The checker counts words with nltk's RegexpTokenizer(r"\w+"), the testbed's word unit.
-    if args["relation"] == LESS_THAN:
-        return _counted(response, passed, rules.find_words(response), LESS_THAN, args["num_words"])
-    return _whole(response) if passed else _last_line(response)  # too few: where the response stopped short
+    return _counted(passed, rules.find_words(response), args["relation"], args["num_words"], credit=False)
 
 
-def _end_phrase_spans(response: str, passed: bool, args: Mapping[str, Any]) -> tuple[Span, ...] | None:
+def _end_phrase_spans(response: str, passed: bool, args: Mapping[str, Any]) -> Verdict:
     """Pass: the end phrase (the checker ignores surrounding whitespace and double quotes). Fail: the last line."""
     if not passed:
-        return _last_line(response)
+        return _blame(rules.find_lines(response)[-1:])
     content = response.strip()
     start = len(response) - len(response.lstrip()) + len(content) - len(content.lstrip('"'))
     end = start + len(content.strip('"'))
     phrase_length = len(args["end_phrase"].strip().lower())
     if len(response[start:end].lower()) != end - start:
-        return None  # lower() changed the length: the phrase's characters cannot be located
-    return ((end - phrase_length, end),)
+        return _credit(None)  # lower() changed the length: the phrase's characters cannot be located
+    return _credit([(end - phrase_length, end)])
 
 
-def _title_spans(response: str, passed: bool, _: Mapping[str, Any]) -> tuple[Span, ...]:
+def _title_spans(response: str, passed: bool, _: Mapping[str, Any]) -> Verdict:
     """Pass: the non-blank titles, as the checker's (greedy) pattern finds them. Fail: the first line."""
-    titles = [match.span() for match in re.finditer(r"<<[^\n]+>>", response)
-              if match.group().lstrip("<").rstrip(">").strip()]
-    return tuple(titles) if passed else _first_line(response)
+    if not passed:
+        return _blame(rules.find_lines(response)[:1])
+    return _credit([match.span() for match in re.finditer(r"<<[^\n]+>>", response)
+                    if match.group().lstrip("<").rstrip(">").strip()])
 
 
-def _repeat_prompt_spans(response: str, passed: bool, args: Mapping[str, Any]) -> tuple[Span, ...] | None:
+def _repeat_prompt_spans(response: str, passed: bool, args: Mapping[str, Any]) -> Verdict:
     """Pass: the repeated prompt at the start. Fail: the first line, where the repetition was required."""
     if not passed:
-        return _first_line(response)
+        return _blame(rules.find_lines(response)[:1])
     start = len(response) - len(response.lstrip())
     length = len(args["prompt_to_repeat"].strip().lower())
     if len(response[start:start + length].lower()) != length:
-        return None  # lower() changed the length: the repeated prompt's characters cannot be located
-    return ((start, start + length),)
+        return _credit(None)  # lower() changed the length: the repeated prompt's characters cannot be located
+    return _credit([(start, start + length)])
 
 
-def _whole_response_spans(response: str, passed: bool, _: Mapping[str, Any]) -> tuple[Span, ...]:
-    return _whole(response)
+def _global_property_spans(response: str, passed: bool, _: Mapping[str, Any]) -> Verdict:
+    """A property of the whole text (its language, being JSON): a pass credits nothing, a fail blames all."""
+    return _credit() if passed else _blame(rules.whole_response(response))
 
 
 SPAN_FINDERS: dict[str, SpanFinder] = {
@@ -262,8 +270,8 @@ SPAN_FINDERS: dict[str, SpanFinder] = {
     IFEVAL_PREFIX + "startend:end_checker": _end_phrase_spans,
     IFEVAL_PREFIX + "detectable_format:title": _title_spans,
     IFEVAL_PREFIX + "combination:repeat_prompt": _repeat_prompt_spans,
-    IFEVAL_PREFIX + "language:response_language": _whole_response_spans,
-    IFEVAL_PREFIX + "detectable_format:json_format": _whole_response_spans,
+    IFEVAL_PREFIX + "language:response_language": _global_property_spans,
+    IFEVAL_PREFIX + "detectable_format:json_format": _global_property_spans,
 }
 """Verifier id -> span finder; the ids not listed here report ``spans=None``."""
 

@@ -1,17 +1,19 @@
 r"""Span-aware rule checkers for the testbed constraint families.
 
 Each checker takes the response and the rubric's arguments (keyword-only) and returns a `Verdict`
-with the character spans that decide it, following method.md §5:
+with the character spans that decide it, following method.md §5 ("blame for a fail, credit for a pass"):
+a span names the characters whose change would move the verdict the right way, and nothing else.
 
-- something forbidden is present: the offending spans (uppercase runs, commas, forbidden words);
-- something required is present: the satisfying spans (keyword, title, ending phrase, start word,
-  bullet markers);
-- something required is absent: the place where it was required (the first non-empty line for a
-  start word or a title, the last non-empty line for an ending phrase), else no span (``()``);
-- a count limit is met: the whole response; an upper limit is exceeded: the units past the N-th;
-  a lower limit is missed: where the response stopped short (its last non-empty line or paragraph);
-- a whole-response property holds (all lowercase, no commas, forbidden word absent): the whole
-  response, ``(0, len(response))`` with nothing stripped; an empty response has no span at all.
+- Fail, blame: something forbidden is present: the offending spans (uppercase runs, commas, forbidden
+  words); an upper limit is exceeded: the units past the N-th; a required form is missing where its place
+  is defined: that place (the first word for a start word, the first non-empty line for a title, the last
+  non-empty line for an ending phrase); a lower limit is not reached (too few words, keyword occurrences,
+  bullets or paragraphs): no character, only ``stop=True`` (stopping early is the cause; the units already
+  there are progress and are never blamed).
+- Pass, credit: the units that specifically achieve the rubric (keyword occurrences, the title, the ending
+  phrase, the start word, the bullet markers, the paragraph breaks). A global property that every token
+  merely avoids breaking (all lowercase, no commas, a forbidden word absent, at most / at least N words)
+  credits no character: ``()``.
 
 Units used throughout:
 
@@ -98,11 +100,14 @@ def _uppercase_runs(response: str) -> list[Span]:
     return runs
 
 
-def _forbid(response: str, offending: list[Span]) -> Verdict:
-    """Fail on the offending spans if there are any, else pass on the whole response."""
-    if offending:
-        return Verdict(passed=False, spans=tuple(offending))
-    return Verdict(passed=True, spans=whole_response(response))
+def _forbid(offending: list[Span]) -> Verdict:
+    """Fail, blaming the offending spans, if there are any; else a pass that credits nothing."""
+    return Verdict(passed=not offending, spans=tuple(offending))
+
+
+def _too_few() -> Verdict:
+    """A lower limit not reached: blame the stop, never the units already there (method.md §5)."""
+    return Verdict(passed=False, spans=(), stop=True)
 
 
 def _require_text(value: object, name: str) -> str:
@@ -122,41 +127,42 @@ def _require_count(value: object, name: str) -> int:
 
 
 def check_all_lowercase(response: str) -> Verdict:
-    """No uppercase letters. Fail: each run of uppercase characters. Pass: the whole response."""
-    return _forbid(response, _uppercase_runs(response))
+    """No uppercase letters. Fail: each run of uppercase characters. Pass: nothing (a global property)."""
+    return _forbid(_uppercase_runs(response))
 
 
 def check_no_commas(response: str) -> Verdict:
-    """No ASCII commas (as in IFEval). Fail: each comma. Pass: the whole response."""
-    return _forbid(response, [match.span() for match in re.finditer(",", response)])
+    """No ASCII commas (as in IFEval). Fail: each comma. Pass: nothing (a global property)."""
+    return _forbid([match.span() for match in re.finditer(",", response)])
 
 
 def check_forbidden_word(response: str, *, word: str) -> Verdict:
-    """`word` never occurs as a whole word. Fail: each occurrence. Pass: the whole response."""
-    return _forbid(response, find_phrase(response, _require_text(word, "word")))
+    """`word` never occurs as a whole word. Fail: each occurrence. Pass: nothing (a global property)."""
+    return _forbid(find_phrase(response, _require_text(word, "word")))
 
 
 def check_include_keyword(response: str, *, keyword: str, min_count: int = 1) -> Verdict:
     """`keyword` occurs as a whole word at least `min_count` times.
 
-    Spans: the occurrences found, whether they are enough or too few (none found: no span, since the
-    keyword has no required place).
+    Pass: the occurrences. Too few: the stop; the occurrences there are progress and are not blamed.
     """
     occurrences = find_phrase(response, _require_text(keyword, "keyword"))
-    return Verdict(passed=len(occurrences) >= _require_count(min_count, "min_count"), spans=tuple(occurrences))
+    if len(occurrences) >= _require_count(min_count, "min_count"):
+        return Verdict(passed=True, spans=tuple(occurrences))
+    return _too_few()
 
 
 def check_start_with_word(response: str, *, word: str) -> Verdict:
     """The first word of the response is `word` (leading punctuation and markup are skipped).
 
-    Pass: that first word. Fail: the first non-empty line, where the word was required.
+    Pass: that first word. Fail: the first word there is, where `word` was required (none: nothing).
     """
     pattern = _phrase_pattern(_require_text(word, "word"))
     words = find_words(response)
     match = pattern.match(response, words[0][0]) if words else None
     if match:
         return Verdict(passed=True, spans=(match.span(),))
-    return Verdict(passed=False, spans=tuple(find_lines(response)[:1]))
+    return Verdict(passed=False, spans=tuple(words[:1]))
 
 
 def check_end_with_phrase(response: str, *, phrase: str) -> Verdict:
@@ -172,35 +178,35 @@ def check_end_with_phrase(response: str, *, phrase: str) -> Verdict:
 
 
 def check_max_words(response: str, *, n: int) -> Verdict:
-    """At most `n` words. Pass: the whole response.
+    """At most `n` words. Pass: nothing (every word merely stays within the limit).
 
     Fail: one span from the (n+1)-th word to the end of the last word, so the punctuation between
     the surplus words is flagged with them.
     """
     words = find_words(response)
     if len(words) <= _require_count(n, "n"):
-        return Verdict(passed=True, spans=whole_response(response))
+        return Verdict(passed=True, spans=())
     return Verdict(passed=False, spans=((words[n][0], words[-1][1]),))
 
 
 def check_min_words(response: str, *, n: int) -> Verdict:
-    """At least `n` words. Pass: the whole response.
-
-    Fail: the last non-empty line, where the response stopped short (an empty response: no span).
-    """
+    """At least `n` words. Pass: nothing (no word in particular achieves a length). Too few: the stop."""
     if len(find_words(response)) >= _require_count(n, "n"):
-        return Verdict(passed=True, spans=whole_response(response))
-    return Verdict(passed=False, spans=tuple(find_lines(response)[-1:]))
+        return Verdict(passed=True, spans=())
+    return _too_few()
 
 
 def check_exact_bullets(response: str, *, n: int) -> Verdict:
     """Exactly `n` bullet lines: lines starting with "* " or "- " after optional spaces or tabs.
 
-    Pass: the `n` markers. Too few: the markers there are. Too many: the bullet lines past the n-th.
+    Pass: the `n` markers. Too few: the stop (the markers there are progress). Too many: the bullet
+    lines past the n-th.
     """
     markers = [match.span(1) for match in BULLET_MARKER.finditer(response)]
-    if len(markers) <= _require_count(n, "n"):
-        return Verdict(passed=len(markers) == n, spans=tuple(markers))
+    if len(markers) == _require_count(n, "n"):
+        return Verdict(passed=True, spans=tuple(markers))
+    if len(markers) < n:
+        return _too_few()
     # A marker is the first non-blank character of its line, so it is where that line's span starts.
     line_starting_at = {start: (start, end) for start, end in find_lines(response)}
     return Verdict(passed=False, spans=tuple(line_starting_at[start] for start, _ in markers[n:]))
@@ -218,15 +224,17 @@ def check_title(response: str) -> Verdict:
 
 
 def check_n_paragraphs(response: str, *, n: int) -> Verdict:
-    """Exactly `n` paragraphs. Pass: the whole response.
+    """Exactly `n` paragraphs. Pass: the breaks between them (one paragraph: nothing).
 
-    Too many: each paragraph past the n-th. Too few: the last paragraph, where the response stopped.
+    Too many: each paragraph past the n-th. Too few: the stop (the paragraphs there are progress).
     """
     paragraphs = find_paragraphs(response)
     if len(paragraphs) == _require_count(n, "n"):
-        return Verdict(passed=True, spans=whole_response(response))
-    surplus_or_last = paragraphs[n:] if len(paragraphs) > n else paragraphs[-1:]
-    return Verdict(passed=False, spans=tuple(surplus_or_last))
+        breaks = [(end, start) for (_, end), (start, _) in zip(paragraphs, paragraphs[1:])]
+        return Verdict(passed=True, spans=tuple(breaks))
+    if len(paragraphs) < n:
+        return _too_few()
+    return Verdict(passed=False, spans=tuple(paragraphs[n:]))
 
 
 CHECKERS: dict[str, Callable[..., Verdict]] = {
