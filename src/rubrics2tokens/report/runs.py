@@ -1,0 +1,139 @@
+"""Run folders as the report reads them: found by their ``metrics.jsonl``, read without being changed.
+
+A run folder (``training.output_dir`` of `rtt train`) holds ``metrics.jsonl`` (one JSON record per logged
+step; held-out records carry ``heldout/*`` keys), ``heldout/step_<N:06d>.jsonl`` (one row per held-out
+response at evaluation step N), its resolved ``config.yaml`` (or the ``study_run.yaml`` a study wrote),
+and, from `rtt study`, ``finished.json`` with the run's wall time.
+
+A run's variant is its folder's name, or its parent's when the folder is named ``seed<k>`` (the layout
+`rtt study` writes: ``<variant>/seed<k>/``); so runs trained anywhere and gathered into one folder by
+hand are grouped the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METRICS = "metrics.jsonl"
+HELDOUT_DIR = "heldout"
+HELDOUT_FILE = re.compile(r"^step_(\d+)\.jsonl$")
+CONFIG_FILES = ("config.yaml", "study_run.yaml")  # the run's resolved config first
+SEED_FOLDER = re.compile(r"^seed(\d+)$")
+GRPO_SOURCE = "none"  # relevance_source of a plain GRPO run
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The complete JSON lines of a file a run may still be appending to: a last line without its newline
+    (being written, or cut by a kill) is left out, and the file is not touched."""
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    complete = text[:text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+
+@dataclass
+class RunFolder:
+    path: Path
+    variant: str
+    seed: int | None
+    config: dict[str, Any] = field(default_factory=dict)  # the YAML mapping of the run's config ({} if none)
+
+    @cached_property
+    def records(self) -> list[dict[str, Any]]:
+        return read_records(self.path / METRICS)
+
+    @property
+    def training(self) -> dict[str, Any]:
+        training = self.config.get("training")
+        return training if isinstance(training, dict) else {}
+
+    @property
+    def relevance_source(self) -> str | None:
+        return self.training.get("relevance_source")
+
+    @property
+    def is_grpo(self) -> bool:
+        return self.relevance_source == GRPO_SOURCE
+
+    @cached_property
+    def heldout_steps(self) -> list[int]:
+        """Steps with held-out responses on disk, ascending."""
+        folder = self.path / HELDOUT_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(int(match.group(1)) for file in folder.iterdir() if (match := HELDOUT_FILE.match(file.name)))
+
+    def heldout_rows(self, step: int) -> list[dict[str, Any]]:
+        return read_records(self.path / HELDOUT_DIR / f"step_{step:06d}.jsonl")
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of every record that logged ``key``; a step logged twice keeps its last value."""
+        by_step = {record["step"]: record[key] for record in self.records
+                   if isinstance(record.get(key), (int, float)) and not math.isnan(record[key]) and "step" in record}
+        steps = sorted(by_step)
+        return steps, [float(by_step[step]) for step in steps]
+
+    @property
+    def wall_s(self) -> float | None:
+        """Wall time over all attempts, when `rtt study` ran it."""
+        finished = self.path / "finished.json"
+        return json.loads(finished.read_text(encoding="utf-8")).get("wall_s") if finished.is_file() else None
+
+    @property
+    def label(self) -> str:
+        return self.variant if self.seed is None else f"{self.variant}/seed{self.seed}"
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    for name in CONFIG_FILES:
+        if (folder / name).is_file():
+            tree = yaml.safe_load((folder / name).read_text(encoding="utf-8"))
+            return tree if isinstance(tree, dict) else {}
+    return {}
+
+
+def _identify(folder: Path, root: Path, config: dict[str, Any]) -> tuple[str, int | None]:
+    """(variant, seed) from the folder layout; the seed of a folder not named seed<k> comes from its config."""
+    seed_match = SEED_FOLDER.match(folder.name)
+    if seed_match:
+        return folder.resolve().parent.name or "run", int(seed_match.group(1))
+    training = config.get("training") if isinstance(config.get("training"), dict) else {}
+    seed = training.get("seed")
+    name = folder.relative_to(root).as_posix() if folder != root else folder.resolve().name
+    return name, seed if isinstance(seed, int) else None
+
+
+def find_runs(root: str | Path) -> list[RunFolder]:
+    """Every run folder at or under ``root`` (a folder holding metrics.jsonl), sorted by path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"not a folder: {root}")
+    runs = []
+    for metrics in sorted(root.rglob(METRICS)):
+        folder = metrics.parent
+        if any(part.startswith("checkpoint-") for part in folder.relative_to(root).parts):
+            continue
+        config = _read_config(folder)
+        variant, seed = _identify(folder, root, config)
+        runs.append(RunFolder(path=folder, variant=variant, seed=seed, config=config))
+    if not runs:
+        raise FileNotFoundError(f"no run folder under {root} (a run folder holds {METRICS})")
+    return runs
+
+
+def group_by_variant(runs: list[RunFolder]) -> dict[str, list[RunFolder]]:
+    """Variant -> its runs (by seed), variants in the order they were found."""
+    groups: dict[str, list[RunFolder]] = {}
+    for run in runs:
+        groups.setdefault(run.variant, []).append(run)
+    return {name: sorted(group, key=lambda run: (run.seed is None, run.seed or 0, str(run.path)))
+            for name, group in groups.items()}

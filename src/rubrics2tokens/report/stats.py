@@ -1,0 +1,123 @@
+"""Held-out metrics of response rows, and their 95% intervals over seeds and prompts.
+
+A variant's value of a metric is the mean over its cells (seed, prompt), each cell the mean over that
+prompt's sampled responses. Its 95% interval is a two-way bootstrap: seeds and prompts are resampled
+with replacement (the same prompt draw for every variant compared, since all variants answer the same
+held-out prompts), and the interval is the 2.5 and 97.5 percentiles of the resampled means. With one
+seed the interval covers prompt sampling only. A difference between two variants is bootstrapped the
+same way, prompts paired.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+RESAMPLES = 2000
+CORE_METRICS = ("all_pass", "satisfaction", "length", "truncated", "entropy")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    mean: float
+    lo: float
+    hi: float
+    n: int  # (seed, prompt) cells with a value (runs, for per-run values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: (None if isinstance(value, float) and math.isnan(value) else value)
+                for key, value in asdict(self).items()}
+
+    def excludes_zero(self) -> bool:
+        return self.lo > 0 or self.hi < 0
+
+
+def _number(value: Any) -> float:
+    """A number or a bool (truncated) as a float; None or anything else is NaN (unknown)."""
+    return float(value) if isinstance(value, (bool, int, float)) else math.nan
+
+
+def response_values(row: dict[str, Any]) -> dict[str, float]:
+    """Metric -> value for one held-out response row (NaN where unknown); per-family pass is the mean of
+    the row's known verdicts of that family, keyed ``pass/<family>``."""
+    values = {"all_pass": _number(row.get("all_pass")), "satisfaction": _number(row.get("satisfaction")),
+              "length": _number(row.get("length")), "truncated": _number(row.get("truncated")),
+              "entropy": _number(row.get("entropy"))}
+    by_family: dict[str, list[float]] = {}
+    for family, verdict in zip(row.get("families", []), row.get("verdicts", [])):
+        if verdict is not None:
+            by_family.setdefault(family, []).append(float(verdict))
+    values.update({f"pass/{family}": float(np.mean(verdicts)) for family, verdicts in by_family.items()})
+    return values
+
+
+def cell_matrix(runs_rows: list[list[dict[str, Any]]], prompts: list[str], metric: str) -> np.ndarray:
+    """[runs, prompts]: the mean of ``metric`` over each run's responses to each prompt (NaN: none)."""
+    column = {prompt: j for j, prompt in enumerate(prompts)}
+    sums = np.zeros((len(runs_rows), len(prompts)))
+    counts = np.zeros((len(runs_rows), len(prompts)))
+    for i, rows in enumerate(runs_rows):
+        for row in rows:
+            value = response_values(row).get(metric, math.nan)
+            if not math.isnan(value) and row.get("prompt_id") in column:
+                sums[i, column[row["prompt_id"]]] += value
+                counts[i, column[row["prompt_id"]]] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan)
+
+
+def _nanmean(values: np.ndarray, axis: Any = None) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN resample is NaN, dropped below
+        return np.nanmean(values, axis=axis)
+
+
+def resampled_means(matrices: list[np.ndarray], seed: int = 0) -> np.ndarray:
+    """[len(matrices), RESAMPLES]: bootstrap means of each [runs, prompts] matrix; prompts drawn once for
+    all matrices (paired), runs drawn per matrix."""
+    prompts = matrices[0].shape[1]
+    rng = np.random.default_rng(seed)
+    prompt_draw = rng.integers(0, prompts, size=(RESAMPLES, prompts))
+    means = []
+    for matrix in matrices:
+        run_draw = rng.integers(0, matrix.shape[0], size=(RESAMPLES, matrix.shape[0]))
+        means.append(_nanmean(matrix[run_draw[:, :, None], prompt_draw[:, None, :]], axis=(1, 2)))
+    return np.stack(means)
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float]:
+    samples = samples[~np.isnan(samples)]
+    if samples.size == 0:
+        return math.nan, math.nan
+    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
+
+
+def estimate(matrix: np.ndarray) -> Estimate:
+    """Mean of a [runs, prompts] matrix with its two-way bootstrap 95% interval."""
+    n = int(np.sum(~np.isnan(matrix)))
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    lo, hi = _interval(resampled_means([matrix])[0])
+    return Estimate(float(_nanmean(matrix)), lo, hi, n)
+
+
+def difference(matrix: np.ndarray, baseline: np.ndarray) -> Estimate:
+    """Mean of ``matrix`` minus mean of ``baseline`` (same prompt columns), with its paired 95% interval."""
+    n = int(min(np.sum(~np.isnan(matrix)), np.sum(~np.isnan(baseline))))
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    means = resampled_means([matrix, baseline])
+    lo, hi = _interval(means[0] - means[1])
+    return Estimate(float(_nanmean(matrix) - _nanmean(baseline)), lo, hi, n)
+
+
+def over_runs(values: list[float]) -> Estimate:
+    """Mean of per-run values (step time, wall time) with a bootstrap 95% interval over the runs."""
+    finite = np.array([value for value in values if value is not None and not math.isnan(value)], dtype=float)
+    if finite.size == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    return estimate(finite[:, None])

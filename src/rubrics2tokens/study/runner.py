@@ -1,0 +1,152 @@
+"""Run a study's runs as `rtt train` subprocesses, one after another or ``jobs`` at once, resumably.
+
+A run's folder tells its state: ``finished.json`` (written here once `rtt train` exited 0 and left
+``final/``) means done, and the run is skipped; a ``checkpoint-*`` folder means interrupted, and the run
+continues with ``--resume``; anything else starts fresh. So after a kill the same command runs only
+what is not finished, and nothing finished is repeated. Every attempt appends its wall time and exit
+code to ``attempts.jsonl`` and its output to ``train.log`` in the run's folder.
+
+A child dies with the study (Linux: ``PR_SET_PDEATHSIG``): a killed study leaves no orphan run that would
+race the resumed one in the same folder.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from transformers.trainer_utils import get_last_checkpoint
+
+from rubrics2tokens.study.spec import PlannedRun, Study, write_run_configs
+
+FINISHED = "finished.json"
+ATTEMPTS = "attempts.jsonl"
+LOG = "train.log"
+POLL_S = 0.5
+STOP_GRACE_S = 30.0  # how long a run may take to stop after SIGTERM before it is killed
+
+Echo = Callable[[str], None]
+
+
+def is_finished(folder: Path) -> bool:
+    return (folder / FINISHED).is_file() and (folder / "final").is_dir()
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def run_state(run: PlannedRun) -> str:
+    """'finished', 'interrupted' (a checkpoint to resume from) or 'new'."""
+    if is_finished(run.folder):
+        return "finished"
+    return "interrupted" if last_checkpoint(run.folder) else "new"
+
+
+def train_command(run: PlannedRun, resume: bool) -> list[str]:
+    return [sys.executable, "-m", "rubrics2tokens.cli.main", "train", str(run.config_path),
+            *(["--resume"] if resume else [])]
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the study process dies (Linux only; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _child_env(jobs: int) -> dict[str, str]:
+    """Runs side by side share the cores: unless the user chose, each gets its share of torch threads."""
+    env = dict(os.environ)
+    if jobs > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    return env
+
+
+class _Attempt:
+    """One `rtt train` subprocess of a run, started now."""
+
+    def __init__(self, run: PlannedRun, resume: bool, jobs: int):
+        self.run, self.resume = run, resume
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.start = time.monotonic()
+        self.log = (run.folder / LOG).open("a", encoding="utf-8")
+        self.log.write(f"\n==== {self.started_at} {' '.join(train_command(run, resume))}\n")
+        self.log.flush()
+        self.process = subprocess.Popen(train_command(run, resume), stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=_child_env(jobs), preexec_fn=_die_with_parent)
+
+    def record(self, returncode: int) -> float:
+        """Append this attempt to attempts.jsonl; return the run's wall time over all its attempts."""
+        self.log.close()
+        wall_s = round(time.monotonic() - self.start, 1)
+        path = self.run.folder / ATTEMPTS
+        with path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"started_at": self.started_at, "resumed": self.resume, "wall_s": wall_s,
+                                  "returncode": returncode}) + "\n")
+        return sum(json.loads(line)["wall_s"] for line in path.read_text(encoding="utf-8").splitlines() if line)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def _log_tail(folder: Path, lines: int = 15) -> str:
+    text = (folder / LOG).read_text(encoding="utf-8", errors="replace").splitlines()
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+def run_study(study: Study, jobs: int = 1, echo: Echo = print) -> list[PlannedRun]:
+    """Train every run of ``study`` that is not finished; return the runs that failed (empty: all done)."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    states = {run: run_state(run) for run in study.runs}
+    write_run_configs(study, started={run for run, state in states.items() if state != "new"})
+    pending = [run for run in study.runs if states[run] != "finished"]
+    finished = len(study.runs) - len(pending)
+    echo(f"study {study.path}: {len(study.runs)} runs in {study.output_dir}/ ({finished} finished, "
+         f"{len(pending)} to run, {jobs} at a time)")
+    running: list[_Attempt] = []
+    failed: list[PlannedRun] = []
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                run = pending.pop(0)
+                resume = run_state(run) == "interrupted"
+                running.append(_Attempt(run, resume, jobs))
+                how = f"resuming from {Path(last_checkpoint(run.folder)).name}" if resume else "starting"
+                echo(f"[{run.name}] {how}; log: {run.folder / LOG}")
+            time.sleep(POLL_S)
+            for attempt in [attempt for attempt in running if attempt.process.poll() is not None]:
+                running.remove(attempt)
+                returncode = attempt.process.returncode
+                wall_s = attempt.record(returncode)
+                run = attempt.run
+                if returncode == 0 and (run.folder / "final").is_dir():
+                    (run.folder / FINISHED).write_text(json.dumps({
+                        "variant": run.variant, "seed": run.seed, "wall_s": wall_s,
+                        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
+                    echo(f"[{run.name}] finished ({wall_s:.0f} s of wall time over all its attempts)")
+                else:
+                    failed.append(run)
+                    echo(f"[{run.name}] FAILED (exit {returncode}); last lines of its log:\n"
+                         f"{_log_tail(run.folder)}")
+    finally:
+        for attempt in running:  # interrupted (Ctrl-C, SIGTERM): stop the runs; their checkpoints stay
+            attempt.stop()
+    return failed

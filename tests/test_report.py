@@ -1,0 +1,193 @@
+"""`rtt report`: tables, curves, heatmaps and report.json rebuilt from run folders alone, written here by hand
+following the run-folder contract (metrics.jsonl, heldout/step_<N>.jsonl, config.yaml), as a user who
+gathered runs from several machines would have them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from rubrics2tokens.report import write_report
+from rubrics2tokens.report.heatmaps import advantage_colour
+from rubrics2tokens.report.stats import cell_matrix, difference, estimate
+
+PROMPTS = [f"p{i:02d}" for i in range(12)]
+FAMILIES = ["no_commas", "min_words"]
+EVAL_STEPS = (0, 2, 4)
+TOKENS = ["Hello", ",", " world", " <b>"]
+
+
+def heldout_rows(step: int, passing: set[int], grpo: bool) -> list[dict]:
+    """Two samples per prompt; min_words always passes, no_commas passes at the last step for ``passing``."""
+    rows = []
+    for p, prompt in enumerate(PROMPTS):
+        for sample in (0, 1):
+            no_commas = int(step == EVAL_STEPS[-1] and p in passing)
+            verdicts = [no_commas, 1]
+            rows.append({"step": step, "prompt_id": prompt, "sample": sample, "families": FAMILIES,
+                         "verdicts": verdicts, "all_pass": int(all(verdicts)), "satisfaction": sum(verdicts) / 2,
+                         "length": 10 + p, "truncated": p == 11, "entropy": 2.0 - 0.1 * step, "tokens": TOKENS,
+                         "advantages": [0.5] * 4 if grpo else [0.2, -1.5, 0.3, 0.0]})
+    return rows
+
+
+def write_run(folder: Path, source: str, seed: int, passing: set[int], rtt_time: float) -> Path:
+    """A finished run folder: config.yaml, metrics.jsonl (train records of steps 1-4 and held-out records),
+    heldout/step_<N>.jsonl."""
+    (folder / "heldout").mkdir(parents=True)
+    config = {"model": {"name_or_path": "tiny"},
+              "training": {"output_dir": str(folder), "seed": seed, "relevance_source": source,
+                           "reward_aggregation": "csr"}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    records = []
+    for step in range(5):
+        if step:
+            records.append({"step": step, "reward": 0.1 * step, "step_time": 2.0, "rtt/time/scoring_s": rtt_time / 2,
+                            "rtt/time/relevance_s": rtt_time / 4, "rtt/time/advantages_s": rtt_time / 4})
+        if step in EVAL_STEPS:
+            rows = heldout_rows(step, passing, grpo=source == "none")
+            with (folder / "heldout" / f"step_{step:06d}.jsonl").open("w") as out:
+                out.writelines(json.dumps(row) + "\n" for row in rows)
+            records.append({"step": step, "heldout/all_pass": float(np.mean([r["all_pass"] for r in rows])),
+                            "heldout/satisfaction": float(np.mean([r["satisfaction"] for r in rows])),
+                            "heldout/pass/no_commas": float(np.mean([r["verdicts"][0] for r in rows])),
+                            "heldout/pass/min_words": 1.0, "heldout/mean_length": 15.5,
+                            "heldout/truncated_frac": 1 / 12, "heldout/entropy": 2.0 - 0.1 * step})
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    return folder
+
+
+@pytest.fixture
+def study(tmp_path) -> Path:
+    """grpo-csr passes half the prompts at the end, rtt-csr all of them, rtt-random the same half as GRPO."""
+    root = tmp_path / "study"
+    for seed in (0, 1):
+        write_run(root / "grpo-csr" / f"seed{seed}", "none", seed, set(range(6)), rtt_time=0.2)
+        write_run(root / "rtt-csr" / f"seed{seed}", "oracle", seed, set(range(12)), rtt_time=0.4)
+    write_run(root / "rtt-random" / "seed0", "random", 0, set(range(6)), rtt_time=0.4)
+    return root
+
+
+def rows_by_variant(report: dict) -> dict[str, dict]:
+    return {row["variant"]: row for row in report["table"]["rows"]}
+
+
+def test_report_numbers_are_the_run_folders_numbers(study):
+    page = write_report(study)
+    assert page == study / "report" / "report.html"
+    report = json.loads((study / "report" / "report.json").read_text())
+    rows = rows_by_variant(report)
+    assert report["table"]["baseline"] == "grpo-csr"
+    before, grpo, rtt, random = rows["before training"], rows["grpo-csr"], rows["rtt-csr"], rows["rtt-random"]
+    assert before["metrics"]["all_pass"]["mean"] == 0.0 and before["metrics"]["satisfaction"]["mean"] == 0.5
+    assert grpo["heldout_steps"] == [4, 4] and grpo["seeds"] == [0, 1]
+    assert grpo["metrics"]["all_pass"]["mean"] == pytest.approx(0.5)
+    assert grpo["metrics"]["satisfaction"]["mean"] == pytest.approx(0.75)
+    assert grpo["metrics"]["all_pass"]["n"] == 24  # (seed, prompt) cells: 2 seeds x 12 prompts
+    assert rtt["metrics"]["all_pass"]["mean"] == 1.0 and rtt["metrics"]["pass/no_commas"]["mean"] == 1.0
+    assert grpo["metrics"]["pass/min_words"]["mean"] == 1.0
+    assert grpo["metrics"]["length"]["mean"] == pytest.approx(15.5)
+    assert grpo["metrics"]["truncated"]["mean"] == pytest.approx(1 / 12)
+    assert grpo["metrics"]["entropy"]["mean"] == pytest.approx(1.6)
+    lo, hi = grpo["metrics"]["all_pass"]["lo"], grpo["metrics"]["all_pass"]["hi"]
+    assert 0.15 < lo < 0.5 < hi < 0.85, "the interval reflects which prompts were drawn"
+    # the gap to GRPO-CSR: RTT's is beyond the interval, random relevance's is exactly none
+    assert rtt["minus_baseline"]["all_pass"]["mean"] == pytest.approx(0.5) and rtt["minus_baseline"]["all_pass"]["lo"] > 0
+    assert random["minus_baseline"]["all_pass"] == {"mean": 0.0, "lo": 0.0, "hi": 0.0, "n": 12}
+    assert grpo["minus_baseline"] == {}
+    assert grpo["step_time_s"]["mean"] == 2.0
+    assert grpo["rtt_time_share"] == pytest.approx(0.1) and rtt["rtt_time_share"] == pytest.approx(0.2)
+    curve = report["curves"]["heldout/all_pass"]["rtt-csr"]
+    assert curve == {"step": [0, 2, 4], "mean": [0.0, 0.0, 1.0], "low": [0.0, 0.0, 1.0], "high": [0.0, 0.0, 1.0]}
+    assert report["heatmaps"]["grpo_run"].endswith("grpo-csr/seed0")
+    assert report["heatmaps"]["rtt_run"].endswith("rtt-csr/seed0"), "the RTT variant with the best final all-pass"
+    assert report["heatmaps"]["steps"] == {"grpo": [0, 4], "rtt": [0, 4]}
+    assert report["heatmaps"]["examples"][0] == {"prompt_id": "p00", "sample": 0}
+    text = (study / "report" / "report.txt").read_text()
+    assert "rtt-csr" in text and "1.00 [1.00,1.00]" in text and "+0.50 [+" in text and "20.0%" in text
+
+
+def test_the_page_stands_alone_with_curves_and_heatmaps(study):
+    page = write_report(study, examples=2).read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 2, "curves.png and families.png, embedded"
+    assert all(base64.b64decode(image).startswith(b"\x89PNG\r\n\x1a\n") for image in images)
+    assert (study / "report" / "curves.png").stat().st_size < 200_000
+    assert not re.search(r'(src|href)="(?!data:)', page), "nothing the page links to"
+    assert page.count('class="panel"') == 2 * 4, "two examples x (GRPO, RTT) x (first, last evaluation)"
+    r, g, b = advantage_colour(-1.5, 1.5)
+    assert f'background:rgb({r},{g},{b});color:#fff" title="-1.500"' in page, "the most negative token: full red"
+    assert (r, g, b) == (178, 24, 43) and advantage_colour(1.0, 2.0)[2] > advantage_colour(1.0, 2.0)[0]
+    assert " &lt;b&gt;</span>" in page and " <b></span>" not in page, "tokens are escaped"
+
+
+def test_runs_gathered_by_hand_from_anywhere(study, tmp_path):
+    gathered = tmp_path / "gathered"
+    shutil.copytree(study / "grpo-csr" / "seed1", gathered / "baseline_from_machine_a")
+    shutil.copytree(study / "rtt-csr" / "seed0", gathered / "machine_b" / "rtt-run")
+    write_report(gathered)
+    report = json.loads((gathered / "report" / "report.json").read_text())
+    assert set(rows_by_variant(report)) == {"before training", "baseline_from_machine_a", "machine_b/rtt-run"}
+    assert [run["seed"] for run in report["runs"]] == [1, 0], "seeds from each run's config.yaml"
+    assert report["table"]["baseline"] == "baseline_from_machine_a"
+    assert report["heatmaps"]["rtt_run"].endswith("machine_b/rtt-run")
+
+
+def test_one_run_folder_still_being_written(study):
+    run = study / "rtt-csr" / "seed1"
+    metrics = run / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 5, "heldout/all_p')  # a line being appended
+    before = metrics.read_bytes()
+    write_report(run)
+    assert metrics.read_bytes() == before, "the report never changes a run folder's files"
+    report = json.loads((run / "report" / "report.json").read_text())
+    assert rows_by_variant(report)["rtt-csr"]["metrics"]["all_pass"]["mean"] == 1.0
+    assert report["heatmaps"] == {}, "one run: no GRPO / RTT pair to show"
+
+
+def test_runs_without_heldout_evaluation_still_report_their_cost(tmp_path):
+    run = tmp_path / "old-run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "step_time": 3.0, "rtt/time/scoring_s": 0.3}) + "\n")
+    write_report(run)
+    text = (run / "report" / "report.txt").read_text()
+    assert "3.0" in text and "10.0%" in text
+    assert "No token-credit heatmaps" in (run / "report" / "report.html").read_text()
+
+
+def test_rtt_report_command(study, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "rubrics2tokens.cli.main", "report", str(study),
+                             "--baseline", "rtt-random"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (study / "report" / "report.txt").read_text().strip() in result.stdout
+    assert "Δ all-pass vs rtt-random" in result.stdout and str(study / "report" / "report.html") in result.stdout
+    (tmp_path / "empty").mkdir()
+    missing = subprocess.run([sys.executable, "-m", "rubrics2tokens.cli.main", "report", str(tmp_path / "empty")],
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert missing.returncode == 2 and "no run folder" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_bootstrap_interval_over_seeds_and_prompts():
+    rows = [[{"prompt_id": f"q{p}", "all_pass": int(p < 5)} for p in range(10)] for _ in range(3)]
+    matrix = cell_matrix(rows, [f"q{p}" for p in range(10)], "all_pass")
+    assert matrix.shape == (3, 10)
+    spread = estimate(matrix)
+    assert spread.mean == 0.5 and 0.1 < spread.lo < 0.5 < spread.hi < 0.9
+    constant = estimate(np.ones((3, 10)))
+    assert (constant.mean, constant.lo, constant.hi) == (1.0, 1.0, 1.0)
+    seeds_disagree = estimate(np.array([[1.0] * 10, [0.0] * 10]))
+    assert seeds_disagree.lo == 0.0 and seeds_disagree.hi == 1.0, "seeds are resampled too"
+    gap = difference(np.ones((3, 10)), matrix)
+    assert gap.mean == 0.5 and gap.excludes_zero()
+    assert not difference(matrix, matrix).excludes_zero()
