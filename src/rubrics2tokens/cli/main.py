@@ -10,6 +10,7 @@ import sys
 
 from rubrics2tokens.cli.evaluate import add_eval_commands
 from rubrics2tokens.cli.relevance import add_relevance_commands
+from rubrics2tokens.cli.study import add_study_commands
 from rubrics2tokens.config import ConfigError, load_run_config
 from rubrics2tokens.data.schema import DataError
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     families.set_defaults(run=_families)
     add_eval_commands(commands)
     add_relevance_commands(commands)
+    add_study_commands(commands)
     return parser
 
 
