@@ -149,7 +149,7 @@ def test_oracle_relevance_flags_the_tokens_of_the_deciding_spans(tiny_tokenizer)
 def test_oracle_blames_no_token_for_too_few_units_when_the_response_was_cut(tiny_tokenizer):
     rubrics = [Rubric("river twice", "testbed:include_keyword", {"keyword": "river", "min_count": 2})]
     inputs, ids = _scored_inputs(tiny_tokenizer, ["the river is wide"], rubrics)
-    assert inputs.scored.stops == [[True]]
+    assert inputs.scored.stops.tolist() == [[True]]
     stopped = OracleRelevance(tiny_tokenizer)(inputs)
     assert stopped[0, 0, len(ids[0]) - 1] == 1 and stopped[0, 0].sum() == 1, "only the stop, never ' river'"
     cut = RelevanceInputs(inputs.completion_ids[:, :-1], inputs.completion_mask[:, :-1], inputs.scored)

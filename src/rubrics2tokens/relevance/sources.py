@@ -83,7 +83,7 @@ class OracleRelevance:
             for k, spans in enumerate(inputs.scored.spans[i]):
                 if spans is not None:
                     weights[i, k] = spans_to_token_mask(spans, token_spans, length)
-                    if inputs.scored.stops[i][k] and stopped:
+                    if inputs.scored.stops[i, k] and stopped:
                         weights[i, k, len(ids) - 1] = 1.0
         return weights.to(inputs.completion_ids.device)
 

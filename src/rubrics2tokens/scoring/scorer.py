@@ -29,14 +29,14 @@ class ScoredBatch:
     rubric_weights: (B, K) float, the rubric importances (0 on padding slots).
     spans:          per row, per rubric: the deciding character spans, or None when not known.
     rubrics:        per row, the rubrics themselves (texts for a relevance model, families for logs).
-    stops:          per row, per rubric: whether the verdict flags the stop (`Verdict.stop`).
+    stops:          (B, K) bool, the verdict flags the stop (`Verdict.stop`); False on padding slots.
     """
 
     verdicts: torch.Tensor
     rubric_weights: torch.Tensor
     spans: list[list[tuple[Span, ...] | None]]
     rubrics: list[list[Rubric]]
-    stops: list[list[bool]]
+    stops: torch.Tensor
 
     @property
     def families(self) -> list[list[str]]:
@@ -48,15 +48,16 @@ class ScoredBatch:
         width = max((len(row) for row in rubrics), default=0)
         matrix = torch.full((len(rubrics), width), float("nan"))
         weights = torch.zeros((len(rubrics), width))
+        stops = torch.zeros((len(rubrics), width), dtype=torch.bool)
         for i, (row_verdicts, row_rubrics) in enumerate(zip(verdicts, rubrics, strict=True)):
             for k, (verdict, rubric) in enumerate(zip(row_verdicts, row_rubrics, strict=True)):
                 if verdict.passed is not None:
                     matrix[i, k] = float(verdict.passed)
                 weights[i, k] = rubric.weight
+                stops[i, k] = verdict.stop
         return cls(verdicts=matrix, rubric_weights=weights,
                    spans=[[v.spans for v in row] for row in verdicts],
-                   rubrics=[list(row) for row in rubrics],
-                   stops=[[v.stop for v in row] for row in verdicts])
+                   rubrics=[list(row) for row in rubrics], stops=stops)
 
 
 class RubricScorer(Protocol):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from trl import GRPOConfig
 
 from rubrics2tokens.advantages import AGGREGATIONS, COMBINE_METHODS, PARTITIONS
-from rubrics2tokens.generation.rollout import ROLLOUT_BACKENDS
+from rubrics2tokens.generation.rollout import ROLLOUT_BACKENDS, ROLLOUT_DTYPES
 from rubrics2tokens.relevance.sources import RELEVANCE_SOURCES
 
 
@@ -35,6 +35,15 @@ class RTTConfig(GRPOConfig):
                 "(the verifiers' deciding spans), or model (a trained relevance model, see relevance_model)."})
     relevance_model: str | None = field(default=None, metadata={
         "help": "Folder of a trained relevance model (from `rtt relevance train`), for relevance_source 'model'."})
+    relevance_threshold: float = field(default=0.5, metadata={
+        "help": "A token is flagged for a rubric when its relevance exceeds this; a (response, rubric) row that "
+                "flags no token leaves that response's token-term average (method.md §5). Oracle rows are 0/1; "
+                "learned rows are probabilities; contrast rows are scaled so 0.5 means the rubric makes the "
+                "token at least e^(0.5 x contrast_scale) times more likely."})
+    token_std_floor: float = field(default=0.05, metadata={
+        "help": "Floor on the std of each z-scored set (intra_sample, inter_sample, group_pooled, rubric_softmax): a "
+                "nearly constant relevance row is not blown up into unit-size credit. 0: the plain z-score. A 0/1 "
+                "oracle row with one flagged token in 400 has std 0.05, so the default leaves such rows as they are."})
     relevance_batch_size: int = field(default=64, metadata={
         "help": "(rubric, response) windows per relevance-model forward pass."})
     rollout_backend: str = field(default="transformers", metadata={
@@ -43,6 +52,11 @@ class RTTConfig(GRPOConfig):
                 "sampling semantics; on a 2-core CPU as fast as generate). With use_vllm, TRL's vLLM modes generate."})
     rollout_batch_size: int | None = field(default=None, metadata={
         "help": "Most sequences the 'static' backend decodes at once (bounds its KV cache); default all."})
+    rollout_dtype: str = field(default="auto", metadata={
+        "help": "Precision the 'static' backend samples in: 'auto' (bfloat16 where the device computes it natively: "
+                "a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16; else the policy's dtype), 'float32' or "
+                "'bfloat16'. The update keeps the policy's own precision; see docs/performance.md for the "
+                "sampler/policy mismatch this causes and when to turn it off."})
     zero_special_tokens: bool = field(default=True, metadata={
         "help": "Give EOS and other special tokens no token-level advantage and leave them out of its "
                 "statistics (so the token term is no implicit length term)."})
@@ -54,6 +68,7 @@ class RTTConfig(GRPOConfig):
         _check_choice("token_advantage_method", self.token_advantage_method, COMBINE_METHODS)
         _check_choice("relevance_source", self.relevance_source, RELEVANCE_SOURCES)
         _check_choice("rollout_backend", self.rollout_backend, ROLLOUT_BACKENDS)
+        _check_choice("rollout_dtype", self.rollout_dtype, ROLLOUT_DTYPES)
         if self.rollout_backend != "transformers" and self.use_vllm:
             raise ValueError(f"rollout_backend={self.rollout_backend!r} and use_vllm=True both choose the generator; "
                              "keep one")
@@ -69,5 +84,9 @@ class RTTConfig(GRPOConfig):
                              "use 'add' or a coefficient below 1.")
         if self.relevance_source == "model" and not self.relevance_model:
             raise ValueError("relevance_source 'model' needs relevance_model: the folder of a trained relevance model")
+        if not 0.0 <= self.relevance_threshold < 1.0:
+            raise ValueError(f"relevance_threshold must lie in [0, 1), got {self.relevance_threshold}")
+        if self.token_std_floor < 0:
+            raise ValueError(f"token_std_floor must be >= 0, got {self.token_std_floor}")
         if self.token_softmax_tau <= 0:
             raise ValueError(f"token_softmax_tau must be > 0, got {self.token_softmax_tau}")

@@ -40,13 +40,16 @@ def rtt_token_advantages(accelerator: Accelerator, verdicts: torch.Tensor, rubri
     """Token-level advantages ``(B, T)`` of this process's rows.
 
     verdicts, rubric_weights: (B, K); weights: (B, K, T) with all-NaN rows for unknown relevance;
-    token_mask: (B, T). A GRPO group can span processes, so partitions that compare rows of a group
-    gather every process's rows first (padding K and T) and keep this process's slice.
+    token_mask: (B, T). A row that flags no token of the mask (no weight above
+    ``args.relevance_threshold``), unknown rows included, leaves its response's average over rubrics
+    (method.md §5): an empty row must not dilute the others. A GRPO group can span processes, so
+    partitions that compare rows of a group gather every process's rows first (padding K and T) and
+    keep this process's slice.
     """
-    unknown_relevance = torch.isnan(weights).all(dim=-1)  # (B, K)
-    verdicts = verdicts.masked_fill(unknown_relevance, float("nan"))
+    flags_nothing = ~((weights > args.relevance_threshold) & token_mask.bool()[:, None, :]).any(dim=-1)  # (B, K)
+    verdicts = verdicts.masked_fill(flags_nothing, float("nan"))
     weights = weights.nan_to_num(0.0)
-    options = dict(partition=args.token_partition, tau=args.token_softmax_tau)
+    options = dict(partition=args.token_partition, tau=args.token_softmax_tau, min_std=args.token_std_floor)
     if args.token_partition in LOCAL_PARTITIONS:  # each row depends on itself only: no gather needed
         return token_advantages(verdicts, weights, token_mask, group_size=1, rubric_weights=rubric_weights,
                                 **options)
@@ -61,6 +64,20 @@ def rtt_token_advantages(accelerator: Accelerator, verdicts: torch.Tensor, rubri
     )
     start = accelerator.process_index * local_rows
     return all_advantages[start:start + local_rows, :local_length]
+
+
+def credit_mask(completion_ids: torch.Tensor, loss_mask: torch.Tensor, scored: ScoredBatch,
+                special_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """``(B, T)`` bool: the tokens that may carry token-level credit under ``zero_special_tokens``.
+
+    The loss mask without special tokens (so the token term is no implicit length term), except the
+    EOS token of a response one of whose known verdicts blames the stop (method.md §5): stopping
+    early is then the cause, and EOS is where that credit goes.
+    """
+    blames_stop = (scored.stops & ~torch.isnan(scored.verdicts)).any(dim=1).to(completion_ids.device)  # (B,)
+    special = torch.isin(completion_ids, special_ids.to(completion_ids.device))
+    blamed_eos = (completion_ids == eos_token_id) & blames_stop[:, None]
+    return loss_mask.bool() & (~special | blamed_eos)
 
 
 class RTTGRPOTrainer(GRPOTrainer):
@@ -82,7 +99,7 @@ class RTTGRPOTrainer(GRPOTrainer):
             raise TypeError(f"RTTGRPOTrainer needs an RTTConfig, got {type(args).__name__}")
         self.rubric_reward = RubricReward(scorer, aggregation=args.reward_aggregation)
         if args.rollout_backend == "static":
-            kwargs.setdefault("rollout_func", make_static_rollout(args.rollout_batch_size))
+            kwargs.setdefault("rollout_func", make_static_rollout(args.rollout_batch_size, args.rollout_dtype))
         super().__init__(model=model, reward_funcs=[self.rubric_reward, *(reward_funcs or [])], args=args, **kwargs)
         if args.relevance_source == "none":
             self.relevance = None
@@ -117,7 +134,8 @@ class RTTGRPOTrainer(GRPOTrainer):
         start = time.perf_counter()
         token_mask = loss_mask.bool()
         if self.args.zero_special_tokens:
-            token_mask &= ~torch.isin(completion_ids, self._special_ids.to(completion_ids.device))
+            token_mask = credit_mask(completion_ids, token_mask, scored, self._special_ids,
+                                     self._tokenizer.eos_token_id)
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
         device = completion_ids.device
         token_adv = rtt_token_advantages(

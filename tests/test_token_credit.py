@@ -1,0 +1,155 @@
+"""Token credit end to end (verifier spans -> oracle relevance -> the trainer's token term), method.md §5.
+
+The properties run on seeded random testbed responses scored by the real verifiers and tokenized by the
+tiny test tokenizer; the token term is the trainer's own (`credit_mask`, `rtt_token_advantages`).
+"""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import pytest
+import torch
+from accelerate import Accelerator
+from transformers import AutoTokenizer
+
+from rubrics2tokens.data.schema import Rubric
+from rubrics2tokens.data.synthetic import KEYWORDS, generate_rows
+from rubrics2tokens.relevance.alignment import token_char_spans
+from rubrics2tokens.relevance.sources import OracleRelevance, RelevanceInputs
+from rubrics2tokens.scoring.router import RoutingScorer
+from rubrics2tokens.trainer.rtt_grpo import credit_mask, rtt_token_advantages
+from rubrics2tokens.verifiers import rules
+
+WORDS = ("the", "a", "river", "light", "Today", "warm", "home", "very", "good", "and", "we", "walk", "Green")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def random_response(rng: random.Random) -> str:
+    """Text with the pieces the testbed rules look at: keywords, capitals, commas, bullets, paragraphs."""
+    lines = []
+    for _ in range(rng.randint(1, 6)):
+        words = [rng.choice(WORDS + KEYWORDS) for _ in range(rng.randint(0, 9))]
+        line = " ".join(words) + rng.choice(("", ".", ",", ", ok."))
+        lines.append(rng.choice(("", "", "* ", "- ")) + line)
+        if rng.random() < 0.3:
+            lines.append("")
+    return "\n".join(lines)
+
+
+def scored_batch(tokenizer, rng: random.Random, n: int, stopped: bool):
+    """n responses to random testbed prompts: completion ids (EOS-terminated when `stopped`), scored rows."""
+    rows = generate_rows(n, seed=rng.randint(0, 10**6), min_rubrics=3, max_rubrics=5)
+    responses = [random_response(rng) for _ in rows]
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if stopped else [])
+           for text in responses]
+    length = max(map(len, ids))
+    completion_ids = torch.full((n, length), tokenizer.pad_token_id)
+    loss_mask = torch.zeros(n, length, dtype=torch.long)
+    for i, row in enumerate(ids):
+        completion_ids[i, :len(row)] = torch.tensor(row)
+        loss_mask[i, :len(row)] = 1
+    scored = RoutingScorer(mode="verifiers").score([r.prompt for r in rows], responses, [r.rubrics for r in rows])
+    return rows, responses, completion_ids, loss_mask, scored
+
+
+def token_term(tokenizer, completion_ids, loss_mask, scored, partition: str, verdicts=None):
+    """The trainer's token term ``(B, T)`` with oracle relevance, and the mask it credits."""
+    weights = OracleRelevance(tokenizer)(RelevanceInputs(completion_ids, loss_mask, scored))
+    special = torch.tensor(sorted(tokenizer.all_special_ids))
+    mask = credit_mask(completion_ids, loss_mask, scored, special, tokenizer.eos_token_id)
+    args = SimpleNamespace(token_partition=partition, token_softmax_tau=1.0, token_std_floor=0.05,
+                           relevance_threshold=0.5)
+    verdicts = scored.verdicts if verdicts is None else verdicts
+    advantages = rtt_token_advantages(Accelerator(cpu=True), verdicts, scored.rubric_weights, weights, mask.float(),
+                                      group_size=1, args=args)
+    return advantages, mask
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_under_signed_a_response_failing_every_rubric_gets_no_positive_credit(tokenizer, seed):
+    rng = random.Random(seed)
+    _, _, completion_ids, loss_mask, scored = scored_batch(tokenizer, rng, 24, stopped=rng.random() < 0.5)
+    advantages, _ = token_term(tokenizer, completion_ids, loss_mask, scored, "signed")
+    all_failed = (scored.verdicts == 0).sum(dim=1) == (~torch.isnan(scored.verdicts)).sum(dim=1)
+    assert all_failed.any(), "the seeded batch has responses failing everything, so the check has teeth"
+    assert (advantages[all_failed] <= 0).all()
+    # and a positive token is always inside a span that a passed rubric credits
+    weights = OracleRelevance(tokenizer)(RelevanceInputs(completion_ids, loss_mask, scored)).nan_to_num(0)
+    credited = ((weights > 0.5) & (scored.verdicts == 1)[:, :, None]).any(dim=1)
+    assert (advantages[~credited] <= 0).all()
+
+
+COUNTED_UNITS = {  # lower-limit families -> the units they count (progress toward passing)
+    "include_keyword": lambda response, kwargs: rules.find_phrase(response, kwargs["keyword"]),
+    "min_words": lambda response, kwargs: rules.find_words(response),
+    "exact_bullets": lambda response, kwargs: [m.span(1) for m in rules.BULLET_MARKER.finditer(response)],
+    "n_paragraphs": lambda response, kwargs: rules.find_paragraphs(response),
+}
+
+
+@pytest.mark.parametrize("partition", ["signed", "intra_sample"])
+@pytest.mark.parametrize("stopped", [True, False], ids=["stopped", "cut"])
+def test_a_token_counting_toward_a_failed_lower_limit_is_never_pushed_down_by_it(tokenizer, partition, stopped):
+    rng = random.Random(11)
+    rows, responses, completion_ids, loss_mask, scored = scored_batch(tokenizer, rng, 64, stopped=stopped)
+    checked = 0
+    for i, row in enumerate(rows):
+        text, token_spans = token_char_spans(tokenizer, completion_ids[i][loss_mask[i].bool()].tolist())
+        for k, rubric in enumerate(row.rubrics):
+            family = rubric.verifier.removeprefix("testbed:")
+            if family not in COUNTED_UNITS or scored.verdicts[i, k] != 0:
+                continue
+            if family in ("exact_bullets", "n_paragraphs") and len(COUNTED_UNITS[family](text, rubric.kwargs)) \
+                    > rubric.kwargs["n"]:
+                continue  # too many: an upper limit, the surplus units are rightly blamed
+            only_this = torch.full_like(scored.verdicts[i:i + 1], float("nan"))
+            only_this[0, k] = 0.0
+            advantages, _ = token_term(tokenizer, completion_ids[i:i + 1], loss_mask[i:i + 1],
+                                       _row(scored, i), partition, verdicts=only_this)
+            units = COUNTED_UNITS[family](text, rubric.kwargs)
+            for t, (start, end) in enumerate(token_spans):
+                if any(start < b and a < end for a, b in units):
+                    assert advantages[0, t] >= -1e-6, (family, text, text[start:end])
+                    checked += 1
+    assert checked > 20, "enough counted tokens were checked for the property to mean something"
+
+
+def _row(scored, i):
+    return type(scored)(verdicts=scored.verdicts[i:i + 1], rubric_weights=scored.rubric_weights[i:i + 1],
+                        spans=scored.spans[i:i + 1], rubrics=scored.rubrics[i:i + 1], stops=scored.stops[i:i + 1])
+
+
+def test_a_row_that_flags_nothing_leaves_the_average(tokenizer):
+    # "river" once, asked twice, stopped on its own: the keyword row blames only EOS; a passed no-commas row
+    # credits nothing and must not halve the other row's credit by entering the average.
+    text = "the river is warm"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    completion_ids, loss_mask = torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long)
+    rubrics = [Rubric("river twice", "testbed:include_keyword", {"keyword": "river", "min_count": 2}),
+               Rubric("no commas", "testbed:no_commas")]
+    scored = RoutingScorer(mode="verifiers").score([""], [text], [rubrics])
+    assert scored.verdicts.tolist() == [[0.0, 1.0]]
+    both, mask = token_term(tokenizer, completion_ids, loss_mask, scored, "signed")
+    keyword_only = scored.verdicts.clone()
+    keyword_only[0, 1] = float("nan")
+    alone, _ = token_term(tokenizer, completion_ids, loss_mask, scored, "signed", verdicts=keyword_only)
+    assert torch.equal(both, alone)
+    assert both[0, -1] == -1.0 and (both[0, :-1] == 0).all(), "the stop carries the blame, even though EOS is special"
+    assert mask[0, -1], "EOS is credited because a verdict blames the stop"
+
+
+def test_eos_stays_out_of_the_token_term_when_no_verdict_blames_the_stop(tokenizer):
+    text = "the river and the river, ok"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    completion_ids, loss_mask = torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long)
+    rubrics = [Rubric("river twice", "testbed:include_keyword", {"keyword": "river", "min_count": 2}),
+               Rubric("no commas", "testbed:no_commas")]
+    scored = RoutingScorer(mode="verifiers").score([""], [text], [rubrics])
+    advantages, mask = token_term(tokenizer, completion_ids, loss_mask, scored, "intra_sample")
+    assert not mask[0, -1] and advantages[0, -1] == 0
