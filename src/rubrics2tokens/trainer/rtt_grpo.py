@@ -9,6 +9,7 @@ Only two TRL steps are wrapped, both calling ``super()``:
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from rubrics2tokens.generation.rollout import make_static_rollout
 from rubrics2tokens.relevance.sources import RelevanceInputs, RelevanceSource, build_relevance_source
 from rubrics2tokens.scoring.scorer import RubricReward, RubricScorer, ScoredBatch
 from rubrics2tokens.trainer.config import RTTConfig
+from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_seed, response_records
 
 
 def gather_padded(accelerator: Accelerator, tensor: torch.Tensor, dims: Sequence[int], pad_value: float
@@ -64,6 +66,11 @@ def rtt_token_advantages(accelerator: Accelerator, verdicts: torch.Tensor, rubri
     )
     start = accelerator.process_index * local_rows
     return all_advantages[start:start + local_rows, :local_length]
+
+
+def _prompt_ids(inputs: list[dict[str, Any]]) -> list[str]:
+    """The dataset's ``id`` of each row (rows built without one: the prompt itself)."""
+    return [str(row["id"]) if "id" in row else json.dumps(row["prompt"]) for row in inputs]
 
 
 def credit_mask(completion_ids: torch.Tensor, loss_mask: torch.Tensor, scored: ScoredBatch,
@@ -107,6 +114,8 @@ class RTTGRPOTrainer(GRPOTrainer):
             self.relevance = relevance or build_relevance_source(
                 args.relevance_source, self._tokenizer, args.seed, args.relevance_model, args.relevance_batch_size)
         self._special_ids = torch.tensor(sorted(set(self._tokenizer.all_special_ids)), dtype=torch.long)
+        self.heldout = HeldoutWriter(args.output_dir)
+        self.add_callback(self.heldout)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         start = time.perf_counter()
@@ -115,16 +124,29 @@ class RTTGRPOTrainer(GRPOTrainer):
         return rewards_per_func
 
     def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
+        if mode == "train":
+            output = super()._generate_and_score_completions(inputs)
+        else:  # held-out evaluation: the same random numbers at every evaluation (trainer/heldout.py)
+            cuda = self.accelerator.device.type == "cuda"
+            with torch.random.fork_rng(devices=[self.accelerator.device] if cuda else []):
+                torch.manual_seed(heldout_seed(self.args.seed, _prompt_ids(inputs)))
+                output = super()._generate_and_score_completions(inputs)
         scored = self.rubric_reward.last
         self._log_rubric_metrics(mode, scored)
         self._metrics[mode]["rtt/time/scoring_s"].append(self._scoring_seconds)
         for name, value in getattr(self.rubric_reward.scorer, "stats", dict)().items():  # judge counters
             self._metrics[mode][name].append(value)
-        if self.relevance is None:  # plain GRPO: TRL's (B,) advantages stay as they are
-            return output
+        if self.relevance is not None:  # plain GRPO: TRL's (B,) advantages stay as they are
+            self._add_token_credit(output, mode, scored)
+        if mode == "eval":
+            records = response_records(self.state.global_step, _prompt_ids(inputs), output["completion_ids"],
+                                       output["completion_mask"], scored, output["advantages"], self._tokenizer)
+            self.heldout.buffer.extend(gather_object(records))
+        return output
 
+    def _add_token_credit(self, output: dict[str, Any], mode: str, scored: ScoredBatch) -> None:
+        """Turn TRL's ``(B,)`` response advantages in ``output`` into ``(B, T)`` ones with the token term."""
         completion_ids, completion_mask = output["completion_ids"], output["completion_mask"]
         loss_mask = completion_mask * output["tool_mask"] if "tool_mask" in output else completion_mask
         start = time.perf_counter()
@@ -149,7 +171,6 @@ class RTTGRPOTrainer(GRPOTrainer):
         self._log_token_metrics(mode, token_adv, token_mask, output["advantages"], loss_mask)
         self._metrics[mode]["rtt/time/relevance_s"].append(relevance_seconds)
         self._metrics[mode]["rtt/time/advantages_s"].append(advantage_seconds)
-        return output
 
     def _log_rubric_metrics(self, mode: str, scored: ScoredBatch) -> None:
         """Pass rate per rubric family, all-pass rate and mean satisfaction, over every process's rows."""

@@ -1,0 +1,107 @@
+"""Held-out evaluation in every run: what the policy does on prompts it never trains on.
+
+TRL's own evaluation loop does the work (``eval_dataset``, ``eval_strategy="steps"``, ``eval_on_start``):
+it samples ``num_generations_eval`` completions per held-out prompt with the training sampler and logs
+``eval_*`` metrics (the rubric pass rates, ``entropy``, ``completions/mean_length``,
+``completions/clipped_ratio``). This module adds what a comparison between runs needs:
+
+- a fixed sampling seed per held-out batch (`heldout_seed`), so every evaluation of a run, and every
+  run of a study, samples with the same random numbers (transformers and static backends; vLLM
+  samples with its own generator);
+- one JSON line per held-out response in ``OUTPUT/heldout/step_<N>.jsonl`` (`response_records`): verdicts,
+  length, truncation and the per-token advantages the run's settings give it, for intervals over prompts
+  and token-credit heatmaps (`rtt report`);
+- ``heldout/*`` names for TRL's ``eval_*`` metrics in ``metrics.jsonl`` (`heldout_name`), and an
+  evaluation after the last step (`HeldoutWriter`).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase, TrainerCallback
+
+from rubrics2tokens.relevance.alignment import token_char_spans
+from rubrics2tokens.scoring.scorer import ScoredBatch
+
+HELDOUT_DIR = "heldout"
+RENAMED = {"rubrics/": "", "completions/mean_length": "mean_length", "completions/clipped_ratio": "truncated_frac"}
+"""TRL eval metric (without ``eval_``) -> its held-out name (without ``heldout/``); prefixes end in '/'."""
+
+
+def heldout_name(key: str) -> str:
+    """``eval_rubrics/all_pass`` -> ``heldout/all_pass``; ``eval_completions/clipped_ratio`` ->
+    ``heldout/truncated_frac``; any other ``eval_x`` -> ``heldout/x``; other keys unchanged."""
+    if not key.startswith("eval_"):
+        return key
+    name = key.removeprefix("eval_")
+    for old, new in RENAMED.items():
+        if name == old or (old.endswith("/") and name.startswith(old)):
+            name = new + name.removeprefix(old)
+            break
+    return f"heldout/{name}"
+
+
+def heldout_seed(base_seed: int, prompt_ids: list[str]) -> int:
+    """A sampling seed that depends only on the run's seed and the batch's prompts (not on the step)."""
+    return (base_seed * 1_000_003 + zlib.crc32("\n".join(prompt_ids).encode("utf-8"))) % 2**31
+
+
+def response_records(step: int, prompt_ids: list[str], completion_ids: torch.Tensor, completion_mask: torch.Tensor,
+                     scored: ScoredBatch, advantages: torch.Tensor, tokenizer: PreTrainedTokenizerBase
+                     ) -> list[dict[str, Any]]:
+    """One record per held-out response (B rows; completion tensors ``(B, T)``, advantages ``(B,)`` or ``(B, T)``).
+
+    ``sample`` numbers the responses of one prompt in batch order; ``advantages`` is the per-token
+    advantage the run's settings give the response (GRPO: its response advantage on every token).
+    """
+    if advantages.dim() == 1:
+        advantages = advantages[:, None].expand_as(completion_mask)
+    records, samples = [], {}
+    for i, prompt_id in enumerate(prompt_ids):
+        valid = completion_mask[i].bool()
+        ids = completion_ids[i][valid].tolist()
+        text, spans = token_char_spans(tokenizer, ids)
+        verdicts = [None if torch.isnan(v) else int(v) for v in scored.verdicts[i, :len(scored.rubrics[i])]]
+        known = [v for v in verdicts if v is not None]
+        weights = [rubric.weight for rubric, v in zip(scored.rubrics[i], verdicts) if v is not None]
+        samples[prompt_id] = samples.get(prompt_id, -1) + 1
+        records.append({
+            "step": step, "prompt_id": prompt_id, "sample": samples[prompt_id],
+            "families": scored.families[i], "verdicts": verdicts,
+            "all_pass": int(all(known)) if known else None,
+            "satisfaction": sum(w * v for w, v in zip(weights, known)) / sum(weights) if sum(weights) > 0 else None,
+            "length": len(ids), "truncated": not ids or ids[-1] != tokenizer.eos_token_id,
+            "text": text,
+            "tokens": [text[a:b] if b > a else tokenizer.convert_ids_to_tokens(t) for t, (a, b) in zip(ids, spans)],
+            "advantages": [round(float(a), 4) for a in advantages[i][valid]],
+        })
+    return records
+
+
+class HeldoutWriter(TrainerCallback):
+    """Writes each evaluation's response records, and asks for an evaluation after the last step.
+
+    ``buffer`` is filled by the trainer while it evaluates; each evaluation empties it into
+    ``heldout/step_<N>.jsonl`` (a rerun of the same step after a resume overwrites that file).
+    """
+
+    def __init__(self, output_dir: str | Path):
+        self.folder = Path(output_dir) / HELDOUT_DIR
+        self.buffer: list[dict[str, Any]] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps and args.eval_strategy != "no":
+            control.should_evaluate = True
+        return control
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and self.buffer:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / f"step_{state.global_step:06d}.jsonl"
+            path.write_text("".join(json.dumps(record) + "\n" for record in self.buffer), encoding="utf-8")
+        self.buffer.clear()
