@@ -4,6 +4,12 @@
     python bench/step.py configs/demo.yaml --steps 3 --variants none,oracle --backends transformers,static
     python bench/step.py configs/demo.yaml training.relevance_model=runs/relevance/best --variants none,model \
         --same-completions
+    python bench/step.py configs/demo.yaml --baseline --steps 3
+
+--baseline compares two variants instead: TRL's default path ('baseline': float32 weights, transformers
+`generate`, the config's own checkpointing) and the config as given ('config'), and prints as its last
+line ``speedup X.XXx`` (baseline median step time / config median step time). In this mode
+checkpoints are written as the config says and their time counts in the step that wrote them.
 
 For every (rollout backend, relevance source) variant it runs --warmup + --steps optimizer steps of the
 config (same seed, same data), each variant in a fresh Python process (in one process the variant that
@@ -42,7 +48,10 @@ from rubrics2tokens.cli.train import build_trainer  # noqa: E402
 from rubrics2tokens.config import load_run_config  # noqa: E402
 from rubrics2tokens.trainer import RTTGRPOTrainer  # noqa: E402
 
-PHASES = ("generation_s", "scoring_s", "relevance_s", "advantages_s", "other_prep_s", "update_s")
+PHASES = ("generation_s", "scoring_s", "relevance_s", "advantages_s", "other_prep_s", "update_s", "save_s")
+BASELINE = ["model.dtype=float32", "training.rollout_backend=transformers"]
+"""TRL's default path: float32 weights, transformers' generate (TRL's default mixed precision and the
+config's checkpointing stay)."""
 
 
 class TimedTrainer(RTTGRPOTrainer):
@@ -75,12 +84,19 @@ class TimedTrainer(RTTGRPOTrainer):
         start = _now()
         loss = super().training_step(model, inputs, num_items_in_batch)
         total = _now() - start
-        record = dict(self._current, total_s=total)
+        record = dict(self._current, total_s=total, save_s=0.0)
         record["other_prep_s"] = record["prepare_s"] - sum(record[p] for p in PHASES[:4])
         record["update_s"] = total - record["prepare_s"]
         record["tokens_per_s"] = record["generated_tokens"] / max(record["generation_s"], 1e-9)
         self.records.append(record)
         return loss
+
+    def _save_checkpoint(self, model, trial):
+        start = _now()
+        super()._save_checkpoint(model, trial)
+        seconds = _now() - start
+        self.records[-1]["save_s"] += seconds
+        self.records[-1]["total_s"] += seconds
 
 
 def _now() -> float:
@@ -89,14 +105,20 @@ def _now() -> float:
     return time.perf_counter()
 
 
-def run_variant(config_path: str, overrides: list[str], backend: str, relevance: str, steps: int, warmup: int
-                ) -> list[dict]:
-    with tempfile.TemporaryDirectory() as output_dir:
-        config = load_run_config(config_path, [*overrides, f"training.output_dir={output_dir}",
-                                               f"training.max_steps={steps + warmup}", "training.save_strategy='no'",
-                                               "training.report_to=[]", "training.logging_steps=1",
-                                               f"training.rollout_backend={backend}",
-                                               f"training.relevance_source={relevance}"])
+def variant_overrides(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Each variant's name and its config overrides."""
+    if args.baseline:
+        return {"baseline": BASELINE, "config": []}
+    return {f"{backend}/{relevance}": ["training.save_strategy='no'", f"training.rollout_backend={backend}",
+                                       f"training.relevance_source={relevance}"]
+            for backend in args.backends.split(",") for relevance in args.variants.split(",")}
+
+
+def run_variant(config_path: str, overrides: list[str], steps: int, warmup: int) -> list[dict]:
+    with tempfile.TemporaryDirectory() as output:  # on the same disk as runs/ here; checkpoints are real writes
+        config = load_run_config(config_path, [*overrides, f"training.output_dir={output}",
+                                               f"training.max_steps={steps + warmup}", "training.report_to=[]",
+                                               "training.logging_steps=1"])
         trainer = build_trainer(config, trainer_class=TimedTrainer)
         trainer.train()
         return trainer.records[warmup:]
@@ -139,15 +161,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--backends", default="transformers,static", help="rollout backends")
     parser.add_argument("--same-completions", action="store_true",
                         help="learning rate 0: every variant samples the same completions (see above)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="compare TRL's default path with the config as given (see above)")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--only", metavar="BACKEND/RELEVANCE",
+    parser.add_argument("--only", metavar="VARIANT",
                         help="run this one variant here and write its per-step records to --json (what each "
                              "fresh process of a full run does)")
     args = parser.parse_args(argv)
     overrides = [*args.overrides, *(["training.learning_rate=0.0"] if args.same_completions else [])]
+    variants = variant_overrides(args)
     if args.only:
-        backend, relevance = args.only.split("/")
-        records = run_variant(args.config, overrides, backend, relevance, args.steps, args.warmup)
+        records = run_variant(args.config, [*overrides, *variants[args.only]], args.steps, args.warmup)
         args.json.write_text(json.dumps(records) + "\n")
         return {"steps": records}
 
@@ -156,12 +180,13 @@ def main(argv=None) -> dict:
                "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else
                f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
                "variants": {}}
-    for backend in args.backends.split(","):
-        for relevance in args.variants.split(","):
-            records = run_in_fresh_process(argv if argv is not None else sys.argv[1:], f"{backend}/{relevance}")
-            results["variants"][f"{backend}/{relevance}"] = {"steps": records, "median": summarize(records)}
+    for name in variants:
+        records = run_in_fresh_process(argv if argv is not None else sys.argv[1:], name)
+        results["variants"][name] = {"steps": records, "median": summarize(records)}
 
     medians = {name: variant["median"] for name, variant in results["variants"].items()}
+    if args.baseline:
+        return report_baseline(results, medians, args)
     results["rtt_over_grpo"] = {name: median["total_s"] / medians[f"{name.split('/')[0]}/none"]["total_s"]
                                 for name, median in medians.items()
                                 if not name.endswith("/none") and f"{name.split('/')[0]}/none" in medians}
@@ -172,11 +197,7 @@ def main(argv=None) -> dict:
 
     print(f"\n{results['device']}; {args.config} {' '.join(args.overrides)}; median of {args.steps} steps after "
           f"{args.warmup} warm-up; load average at start {results['load_average']:.2f}")
-    print("| backend/relevance | tokens/s | generation | scoring | relevance | advantages | other prep | update "
-          "| step |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, median in medians.items():
-        print(f"| {name} | {median['tokens_per_s']:.0f} | " + " | ".join(f"{median[p]:.3f}" for p in PHASES)
-              + f" | {median['total_s']:.2f} |")
+    print_table(medians)
     for name, ratio in results["rtt_over_grpo"].items():
         added = sum(medians[name][phase] for phase in ("scoring_s", "relevance_s", "advantages_s"))
         grpo = f"{name.split('/')[0]}/none"
@@ -190,6 +211,30 @@ def main(argv=None) -> dict:
         print(f"static / transformers generation tokens/s ({relevance}): {ratio:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def print_table(medians: dict[str, dict]) -> None:
+    print("| variant | tokens/s | generation | scoring | relevance | advantages | other prep | update | save "
+          "| step |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, median in medians.items():
+        print(f"| {name} | {median['tokens_per_s']:.0f} | " + " | ".join(f"{median[p]:.3f}" for p in PHASES)
+              + f" | {median['total_s']:.2f} |")
+
+
+def report_baseline(results: dict, medians: dict[str, dict], args: argparse.Namespace) -> dict:
+    baseline, fast = medians["baseline"], medians["config"]
+    results["speedup"] = baseline["total_s"] / fast["total_s"]
+    results["generation_speedup_tokens_per_s"] = fast["tokens_per_s"] / baseline["tokens_per_s"]
+    print(f"\n{results['device']}; {args.config} {' '.join(args.overrides)}; median of {args.steps} steps after "
+          f"{args.warmup} warm-up; load average at start {results['load_average']:.2f}")
+    print(f"baseline = the config with {' '.join(BASELINE)}; config = the config as given")
+    print_table(medians)
+    print(f"generation tokens/s: baseline {baseline['tokens_per_s']:.0f}, config {fast['tokens_per_s']:.0f} "
+          f"({results['generation_speedup_tokens_per_s']:.2f}x)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"speedup {results['speedup']:.2f}x")
     return results
 
 

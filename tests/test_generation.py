@@ -10,6 +10,9 @@ from transformers.generation.logits_process import (LogitsProcessorList, MinPLog
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder, next_tokens, process_logits
+from rubrics2tokens.generation.rollout import ROLLOUT_DTYPES, Sampler, resolve_rollout_dtype
+
+DTYPES = [torch.float32, torch.bfloat16]  # every precision `rollout_dtype` offers
 
 PARAMS = [
     SamplingParams(temperature=0.7, top_k=20, top_p=0.8),  # the paper's evaluation setting
@@ -63,9 +66,11 @@ def test_sampled_token_frequencies_match_the_filtered_distribution(params):
     assert chi_square < degrees + 5 * (2 * degrees) ** 0.5 + 10, f"chi2 {chi_square:.1f} with {degrees} dof"
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    return AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), AutoTokenizer.from_pretrained(tiny_model_dir)
+@pytest.fixture(scope="module", params=DTYPES, ids=str)
+def tiny(tiny_model_dir, request):
+    """The tiny policy in each rollout precision."""
+    return (AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=request.param).eval(),
+            AutoTokenizer.from_pretrained(tiny_model_dir))
 
 
 def _left_padded(prompts, pad):
@@ -124,3 +129,61 @@ def test_generation_config_of_trl_is_read_faithfully():
     config = GenerationConfig(do_sample=True, temperature=0.99, top_p=0.99, top_k=100, min_p=None,
                               repetition_penalty=1.0)
     assert SamplingParams.from_generation_config(config) == SamplingParams(temperature=0.99, top_k=100, top_p=0.99)
+
+
+def test_logprobs_are_the_temperature_scaled_log_softmax_of_a_full_forward(tiny):
+    """What the rollout returns to TRL: log p(token) at temperature T, unfiltered, as a plain forward gives."""
+    model, tokenizer = tiny
+    prompts = [tokenizer(text)["input_ids"] for text in ["the river", "write a short story about the blue sea"]]
+    params = SamplingParams(temperature=0.7, top_k=20)
+    decoded = StaticCacheDecoder(model, tokenizer.pad_token_id, []).decode(prompts, 6, params,
+                                                                           torch.Generator().manual_seed(0))
+    for prompt, completion, logprobs in zip(prompts, decoded.completion_ids, decoded.logprobs):
+        assert len(completion) == len(logprobs) == 6
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt + completion])).logits[0, len(prompt) - 1:-1].float()
+        expected = (logits / 0.7).log_softmax(-1).gather(-1, torch.tensor(completion)[:, None])[:, 0]
+        tolerance = 1e-4 if model.dtype == torch.float32 else 0.1  # bf16: the cached and uncached paths round apart
+        torch.testing.assert_close(torch.tensor(logprobs), expected, atol=tolerance, rtol=0)
+
+
+def test_rollout_dtype_choices():
+    assert resolve_rollout_dtype("float32", torch.bfloat16, torch.device("cpu")) == torch.float32
+    assert resolve_rollout_dtype("bfloat16", torch.float32, torch.device("cpu")) == torch.bfloat16
+    # a device with no native bf16 arithmetic keeps the policy's dtype under 'auto'
+    assert resolve_rollout_dtype("auto", torch.float32, torch.device("meta")) == torch.float32
+    assert set(ROLLOUT_DTYPES) == {"auto", "float32", "bfloat16"}
+    with pytest.raises(ValueError, match="rollout_dtype"):
+        resolve_rollout_dtype("float16", torch.float32, torch.device("cpu"))
+
+
+def test_low_precision_sampler_follows_the_policy_weights(tiny_model_dir):
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    sampler = Sampler(torch.bfloat16)
+    with sampler(policy) as first:
+        assert first is not policy and next(first.parameters()).dtype == torch.bfloat16
+    with torch.no_grad():
+        for parameter in policy.parameters():
+            parameter.add_(0.5)  # an optimizer step
+    with sampler(policy) as refreshed:
+        assert refreshed is first  # the copy is reused, its weights refreshed
+        for ours, theirs in zip(refreshed.parameters(), policy.parameters(), strict=True):
+            torch.testing.assert_close(ours.float(), theirs, atol=theirs.abs().max().item() / 100, rtol=0)
+
+
+def test_sampler_runs_the_model_own_forward_not_the_autocast_wrapper(tiny_model_dir):
+    """Mixed-precision training wraps the policy's forward in autocast (as accelerate does); the
+    float32 sampler must compute in float32, and the wrapper must be back afterwards."""
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        exact = policy(ids).logits
+    policy.forward = torch.autocast("cpu", dtype=torch.bfloat16)(policy.forward)  # accelerate's wrapping
+    with torch.no_grad():
+        assert not torch.equal(policy(ids).logits.float(), exact)  # the wrapper changes the arithmetic
+    with torch.no_grad(), Sampler(torch.float32)(policy) as sampler:
+        assert sampler is policy
+        torch.testing.assert_close(sampler(ids).logits, exact, atol=0, rtol=0)
+    assert "forward" in vars(policy)  # the trainer's wrapper is restored
+    with Sampler(torch.bfloat16)(policy) as copy:
+        assert "forward" not in vars(copy)
