@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rubrics2tokens.relevance.alignment import spans_to_token_mask, token_char_spans
+from rubrics2tokens.relevance.contrast import ContrastRelevance
 from rubrics2tokens.relevance.model import RelevanceModel, characters_to_tokens, tokens_to_characters
 from rubrics2tokens.scoring.scorer import ScoredBatch
 
@@ -25,11 +26,13 @@ class RelevanceInputs:
     completion_ids:  (B, T) policy token ids, right-padded.
     completion_mask: (B, T) 1 on generated tokens.
     scored:          the verdicts, spans and rubrics of the same rows (K rubric slots).
+    prompts:         the rows' prompts as TRL holds them (chat messages or text); `contrast` needs them.
     """
 
     completion_ids: torch.Tensor
     completion_mask: torch.Tensor
     scored: ScoredBatch
+    prompts: list | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -136,12 +139,13 @@ class ModelRelevance:
         return weights.to(inputs.completion_ids.device)
 
 
-RELEVANCE_SOURCES = ("none", "uniform", "random", "oracle", "model")
+RELEVANCE_SOURCES = ("none", "uniform", "random", "oracle", "model", "contrast")
 
 
 def build_relevance_source(name: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0,
-                           model_path: str | None = None, batch_size: int = 64) -> RelevanceSource | None:
-    """The source named in the config; ``none`` (plain GRPO) returns None."""
+                           model_path: str | None = None, batch_size: int = 64,
+                           policy: PreTrainedModel | None = None) -> RelevanceSource | None:
+    """The source named in the config; ``none`` (plain GRPO) returns None. ``contrast`` needs the ``policy``."""
     if name == "none":
         return None
     if name == "uniform":
@@ -155,5 +159,9 @@ def build_relevance_source(name: str, tokenizer: PreTrainedTokenizerBase, seed: 
             raise ValueError("relevance_source 'model' needs relevance_model: the folder of a trained relevance "
                              "model (see `rtt relevance train`)")
         return ModelRelevance(RelevanceModel.load(model_path).to_inference(), tokenizer, batch_size)
+    if name == "contrast":
+        if policy is None:
+            raise ValueError("relevance_source 'contrast' needs the policy model")
+        return ContrastRelevance(policy, tokenizer, batch_size)
     raise ValueError(f"unknown relevance_source {name!r}; choose one of {', '.join(RELEVANCE_SOURCES)}")
 

@@ -112,7 +112,8 @@ class RTTGRPOTrainer(GRPOTrainer):
             self.relevance = None
         else:
             self.relevance = relevance or build_relevance_source(
-                args.relevance_source, self._tokenizer, args.seed, args.relevance_model, args.relevance_batch_size)
+                args.relevance_source, self._tokenizer, args.seed, args.relevance_model, args.relevance_batch_size,
+                policy=self.model)
         self._special_ids = torch.tensor(sorted(set(self._tokenizer.all_special_ids)), dtype=torch.long)
         self.heldout = HeldoutWriter(args.output_dir)
         self.add_callback(self.heldout)
@@ -138,19 +139,19 @@ class RTTGRPOTrainer(GRPOTrainer):
         for name, value in getattr(self.rubric_reward.scorer, "stats", dict)().items():  # judge counters
             self._metrics[mode][name].append(value)
         if self.relevance is not None:  # plain GRPO: TRL's (B,) advantages stay as they are
-            self._add_token_credit(output, mode, scored)
+            self._add_token_credit(output, mode, scored, [row["prompt"] for row in inputs])
         if mode == "eval":
             records = response_records(self.state.global_step, _prompt_ids(inputs), output["completion_ids"],
                                        output["completion_mask"], scored, output["advantages"], self._tokenizer)
             self.heldout.buffer.extend(gather_object(records))
         return output
 
-    def _add_token_credit(self, output: dict[str, Any], mode: str, scored: ScoredBatch) -> None:
+    def _add_token_credit(self, output: dict[str, Any], mode: str, scored: ScoredBatch, prompts: list) -> None:
         """Turn TRL's ``(B,)`` response advantages in ``output`` into ``(B, T)`` ones with the token term."""
         completion_ids, completion_mask = output["completion_ids"], output["completion_mask"]
         loss_mask = completion_mask * output["tool_mask"] if "tool_mask" in output else completion_mask
         start = time.perf_counter()
-        weights = self.relevance(RelevanceInputs(completion_ids, completion_mask, scored))
+        weights = self.relevance(RelevanceInputs(completion_ids, completion_mask, scored, prompts))
         relevance_seconds = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -1,0 +1,128 @@
+"""`contrast` relevance (method.md §3; the idea of CoRT): no trained model, only the policy itself.
+
+For rubric k of response i, w_{i,k,t} says how much the rubric explains token t: the policy's
+log-probability of the token with the rubric in the prompt minus without it,
+
+    delta_t = log p(o_t | prompt with rubric k, o_<t) - log p(o_t | prompt without it, o_<t),
+
+clipped at 0 and normalized per (response, rubric) into [0, 1]:
+
+    w_t = max(delta_t, 0) / max(max_t delta_t, scale).
+
+So the most rubric-dependent token gets 1 when the rubric raises some token's probability by at least
+``scale`` nats (e^scale times), and a response the rubric hardly changes gets small weights that flag
+nothing (the trainer's ``relevance_threshold``, 0.5 by default: a flagged token is at least half as
+rubric-dependent as the most dependent one, and at least e^(scale/2) times more likely with the rubric).
+
+"Without the rubric": a testbed prompt states each constraint as one sentence (the family's
+instruction), which is removed from the user message. A rubric whose sentence cannot be found in the
+prompt (HIR-16K rows, LLM-judged rubrics) is contrasted the other way round: the prompt as it is is
+"without", and the prompt followed by the rubric's description is "with".
+
+Cost: one no_grad forward per (response, known rubric) plus one per response, batched; its time is
+logged as ``rtt/time/relevance_s`` like the relevance model's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from rubrics2tokens.data.schema import Rubric
+from rubrics2tokens.data.synthetic import FAMILIES
+from rubrics2tokens.verifiers.registry import TESTBED_PREFIX
+
+DEFAULT_SCALE = 2.0
+
+
+def without_rubric(messages: Sequence[dict[str, str]], rubric: Rubric) -> tuple[list[dict], list[dict]]:
+    """The chat ``(with, without)`` the rubric, as described in the module docstring."""
+    messages = [dict(message) for message in messages]
+    user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+    if user is None:
+        raise ValueError("a contrast prompt needs a user message")
+    family = (rubric.verifier or "").removeprefix(TESTBED_PREFIX)
+    if rubric.verifier and rubric.verifier.startswith(TESTBED_PREFIX) and family in FAMILIES:
+        sentence = FAMILIES[family].instruction(rubric.kwargs)
+        if sentence in messages[user]["content"]:
+            stripped = [dict(m) for m in messages]
+            stripped[user]["content"] = " ".join(messages[user]["content"].replace(sentence, " ").split())
+            return messages, stripped
+    stated = [dict(m) for m in messages]
+    stated[user]["content"] = f"{messages[user]['content']}\n\n{rubric.description}"
+    return stated, messages
+
+
+class ContrastRelevance:
+    """w from the policy's own log-probabilities with and without each rubric (see the module docstring).
+
+    Args:
+        model: the policy (any causal LM); used under ``no_grad`` in its current mode.
+        tokenizer: its tokenizer, with a chat template.
+        batch_size: sequences per forward pass.
+        scale: nats of probability gain that give weight 1 at most (``DEFAULT_SCALE``).
+    """
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 16,
+                 scale: float = DEFAULT_SCALE):
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        self.model, self.tokenizer, self.batch_size, self.scale = model, tokenizer, batch_size, scale
+
+    def __call__(self, inputs: Any) -> torch.Tensor:
+        """``(B, K, T)`` weights for `RelevanceInputs` with ``prompts`` (chat messages); NaN rows: unknown."""
+        if inputs.prompts is None:
+            raise ValueError("contrast relevance needs the prompts of the batch (RelevanceInputs.prompts)")
+        batch, width, length = inputs.shape
+        weights = torch.full((batch, width, length), float("nan"))
+        # One forward per distinct (response, prompt): the full prompt is shared by all rubrics removed from it.
+        sequences: dict[tuple[int, tuple[int, ...]], int] = {}
+        pairs: dict[tuple[int, int], tuple[int, int]] = {}  # (i, k) -> indices of its 'with' and 'without'
+        completions = [inputs.completion_ids[i][inputs.completion_mask[i].bool()].tolist() for i in range(batch)]
+        for i in range(batch):
+            for k, rubric in enumerate(inputs.scored.rubrics[i]):
+                if not torch.isnan(inputs.scored.verdicts[i, k]):
+                    chats = without_rubric(_messages(inputs.prompts[i]), rubric)
+                    keys = [(i, tuple(self._prompt_ids(chat))) for chat in chats]
+                    pairs[i, k] = tuple(sequences.setdefault(key, len(sequences)) for key in keys)
+        logps = self._completion_logps([(list(prompt), completions[i]) for i, prompt in sequences])
+        for (i, k), (with_rubric, without) in pairs.items():
+            gain = (logps[with_rubric] - logps[without]).clamp(min=0)
+            row = torch.zeros(length)
+            row[:gain.numel()] = gain / gain.max().clamp(min=self.scale) if gain.numel() else gain
+            weights[i, k] = row
+        return weights.to(inputs.completion_ids.device)
+
+    def _prompt_ids(self, messages: list[dict]) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+    @torch.no_grad()
+    def _completion_logps(self, sequences: list[tuple[list[int], list[int]]]) -> list[torch.Tensor]:
+        """Per sequence ``(prompt, completion)``: log p of each completion token ``(len(completion),)``."""
+        device = next(self.model.parameters()).device
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        order = sorted(range(len(sequences)), key=lambda j: -sum(map(len, sequences[j])))  # similar lengths
+        results: list[torch.Tensor | None] = [None] * len(sequences)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            rows = [sequences[j][0] + sequences[j][1] for j in chunk]
+            width = max(map(len, rows))
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, row in enumerate(rows):  # right padding: positions are those of an unpadded forward
+                ids[r, :len(row)] = torch.tensor(row)
+                mask[r, :len(row)] = 1
+            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+            logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(device))[..., 0]
+            for r, j in enumerate(chunk):
+                prompt_length, completion_length = map(len, sequences[j])
+                results[j] = logps[r, prompt_length - 1:prompt_length - 1 + completion_length].cpu()
+        return results
+
+
+def _messages(prompt: Any) -> list[dict[str, str]]:
+    """TRL's prompt column: chat messages, or plain text (one user message)."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
