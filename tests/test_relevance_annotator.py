@@ -47,6 +47,11 @@ def test_a_quote_found_nowhere_is_not_guessed():
     ('{"verdict": "YES", "quotes": ["a b"]}', Annotation(True, ["a b"])),
     ('{"verdict": "no", "quotes": []}', Annotation(False, [])),
     ('```json\n{"verdict": "NO", "quotes": ["x"]}\n```', Annotation(False, ["x"])),
+    ('{"verdict": "NO", "quotes": [], "stop": true}', Annotation(False, [], stop=True)),
+    ('{"verdict": "NO", "quotes": ["x"], "stop": false}', Annotation(False, ["x"])),
+    ('{"verdict": "YES", "quotes": [], "stop": true}', None),  # a pass never blames the stop
+    ('{"verdict": "NO", "quotes": ["x"], "stop": true}', None),  # the stop is blamed only with nothing quoted
+    ('{"verdict": "NO", "quotes": [], "stop": "yes"}', None),
     ('The verdict is YES', None),
     ('{"verdict": "MAYBE", "quotes": []}', None),
     ('{"verdict": "YES"}', None),

@@ -28,7 +28,8 @@ def write_rows(path, rows):
 
 def test_a_label_file_round_trips(tmp_path):
     pairs = [LabelledPair(**{**GOOD, "spans": [(2, 3)]}),
-             LabelledPair(**{**GOOD, "id": "p1/0/1", "verdict": True, "spans": [], "source": "annotator"})]
+             LabelledPair(**{**GOOD, "id": "p1/0/1", "verdict": True, "spans": [], "source": "annotator"}),
+             LabelledPair(**{**GOOD, "id": "p1/0/2", "spans": [], "stop": True})]
     assert load_labels(write_labels(pairs, tmp_path / "labels.jsonl")) == pairs
 
 
@@ -42,6 +43,7 @@ def test_a_label_file_round_trips(tmp_path):
     ({"spans": [[0.5, 2]]}, "spans[0]", "pair of integers"),
     ({"spans": "2-3"}, "spans", "list of [start, end]"),
     ({"source": "human"}, "source", "verifier, annotator"),
+    ({"stop": 1}, "stop", "true or false"),
 ])
 def test_invalid_rows_name_file_row_and_field(tmp_path, change, field, problem):
     path = write_rows(tmp_path / "labels.jsonl", [GOOD, {**GOOD, "id": "p1/0/1", **change}])
@@ -68,11 +70,14 @@ def test_verifier_labels_keep_known_verdicts_with_spans():
         Rubric("At most n words.", "testbed:max_words", {}),  # missing kwarg: the checker fails, verdict unknown
         Rubric("No spans.", "test:no_spans"),  # a verifier that cannot say which characters decide
         Rubric('Ends with "see you soon."', "testbed:end_with_phrase", {"phrase": "see you soon."}),
+        Rubric('"river" twice', "testbed:include_keyword", {"keyword": "river", "min_count": 2}),
     ])
     responses = {"p1": ["Hello, river.\nsee you soon.", "   "]}  # a blank response gives no pairs
     pairs = label_with_verifiers([row], responses)
-    assert [pair.id for pair in pairs] == ["p1/0/0", "p1/0/4"]
-    commas, ending = pairs
+    assert [pair.id for pair in pairs] == ["p1/0/0", "p1/0/4", "p1/0/5"]
+    commas, ending, keyword = pairs
+    assert (keyword.verdict, keyword.spans, keyword.stop) == (False, [], True), "too few: the stop, not 'river'"
+    assert not commas.stop and not ending.stop
     assert (commas.verdict, commas.spans, commas.family) == (False, [(5, 6)], "testbed:no_commas")
     assert ending.verdict and ending.spans == [tuple(s) for s in run_verifier(
         "testbed:end_with_phrase", responses["p1"][0], {"phrase": "see you soon."}).spans]

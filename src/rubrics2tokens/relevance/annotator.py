@@ -29,12 +29,19 @@ from rubrics2tokens.relevance.labels import LabelledPair
 SYSTEM_PROMPT = (
     "You label which parts of a response decide whether it satisfies a rubric. You are given an "
     "instruction, a response written for it, and one rubric. Decide whether the response satisfies the "
-    "rubric, and quote the shortest exact substrings of the response that decide it: the parts that "
-    "violate the rubric when it is not satisfied, the parts that satisfy it when it is. Copy each quote "
-    "character for character from the response. When the rubric concerns the whole response, quote the "
-    "whole response; when no part of the response decides it (something required is missing), give no "
-    "quotes. Reply with one JSON object and nothing else: "
-    '{"verdict": "YES" or "NO", "quotes": ["...", ...]}'
+    "rubric, and quote the shortest exact substrings of the response whose change would move that verdict, "
+    "and nothing else. Copy each quote character for character from the response.\n"
+    "If the rubric is NOT satisfied, quote only what causes the failure: each forbidden thing that is present; "
+    "the part past a limit (the words, items or paragraphs beyond the allowed number); the place where a "
+    "required form is wrong (the first word, the first line, the last line). If something required is missing "
+    "or there is too little of it (too few words, items, paragraphs or mentions), quote nothing, because the "
+    "parts already there are progress, and set \"stop\" to true: the response ended too early.\n"
+    "If the rubric IS satisfied, quote only the parts that specifically achieve it (the required word each "
+    "time it appears, the title, the ending phrase, the list markers). If it is a property of the whole "
+    "response that every part merely avoids breaking (no commas, all lowercase, a length limit, a language, "
+    "a tone), quote nothing.\n"
+    "Reply with one JSON object and nothing else: "
+    '{"verdict": "YES" or "NO", "quotes": ["...", ...], "stop": true or false}'
 )
 
 USER_TEMPLATE = (
@@ -61,6 +68,7 @@ class Annotation:
 
     verdict: bool
     quotes: list[str]
+    stop: bool = False
 
 
 @dataclass
@@ -89,8 +97,9 @@ def build_messages(instruction: str, response: str, rubric: str) -> list[dict[st
 
 
 def parse_annotation(reply: str | None) -> Annotation | None:
-    """The annotation in ``reply``, or None unless it is exactly a JSON object with a YES/NO ``verdict``
-    and a list of non-empty string ``quotes`` (an optional markdown code fence around it is allowed)."""
+    """The annotation in ``reply``, or None unless it is exactly a JSON object with a YES/NO ``verdict``, a
+    list of non-empty string ``quotes`` and, optionally, a boolean ``stop`` (default false; true only
+    with a NO verdict and no quotes); an optional markdown code fence around it is allowed."""
     if reply is None:
         return None
     fenced = _FENCE.match(reply)
@@ -104,7 +113,10 @@ def parse_annotation(reply: str | None) -> Annotation | None:
     quotes = record.get("quotes")
     if verdict is None or not isinstance(quotes, list) or not all(isinstance(q, str) and q.strip() for q in quotes):
         return None
-    return Annotation(verdict=verdict, quotes=quotes)
+    stop = record.get("stop", False)
+    if not isinstance(stop, bool) or (stop and (verdict or quotes)):
+        return None  # the stop is blamed only for a failure with nothing to quote
+    return Annotation(verdict=verdict, quotes=quotes, stop=stop)
 
 
 def locate_quote(response: str, quote: str) -> list[tuple[int, int]]:
@@ -205,7 +217,8 @@ def _pairs_from_replies(todo: Mapping[str, tuple[PromptRow, str, Rubric]], repli
         report.labelled += 1
         spans = _merge([span for quote_spans in found.values() for span in quote_spans])
         pairs.append(LabelledPair(id=pair_id, prompt_id=row.id, rubric=rubric.description, family=rubric.family,
-                                  response=response, verdict=annotation.verdict, spans=spans, source="annotator"))
+                                  response=response, verdict=annotation.verdict, spans=spans, source="annotator",
+                                  stop=annotation.stop))
     return pairs, report
 
 

@@ -4,10 +4,14 @@ A label file is JSONL, one pair a line::
 
     {"id": "testbed-0-000012/0/2", "prompt_id": "testbed-0-000012",
      "rubric": "The response contains no commas.", "family": "testbed:no_commas",
-     "response": "Once upon a time, ...", "verdict": false, "spans": [[16, 17]], "source": "verifier"}
+     "response": "Once upon a time, ...", "verdict": false, "spans": [[16, 17]], "stop": false,
+     "source": "verifier"}
 
 - ``spans`` are the half-open character ranges ``[start, end)`` of ``response`` that decide the rubric
-  (``[]``: none does); a token is relevant when any of its characters is (`token_labels`);
+  under method.md §5 (blame for a fail, credit for a pass; ``[]``: no character does); a token is
+  relevant when any of its characters is (`token_labels`);
+- ``stop`` (optional, default false): the verdict blames the stop (a lower limit not reached). The stop has
+  no characters, so it gives no token label; the oracle maps it to EOS at RL time;
 - ``family`` groups pairs in the metrics (the verifier id for verifier labels);
 - ``prompt_id`` is what the train/held-out split is made on, so held-out prompts are never trained on;
 - ``source`` says who labelled the pair: ``verifier`` (a span-aware rule checker) or ``annotator``
@@ -50,6 +54,7 @@ class LabelledPair:
     verdict: bool
     spans: list[tuple[int, int]]
     source: str = "verifier"
+    stop: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "spans": [list(span) for span in self.spans]}
@@ -72,6 +77,8 @@ def parse_pair(record: Any, path: str | Path = "<memory>", row: int = 1) -> Labe
             raise fail(name, f"must be a non-empty string, got {value!r}")
     if not isinstance(record.get("verdict"), bool):
         raise fail("verdict", f"must be true or false, got {record.get('verdict')!r}")
+    if not isinstance(record.get("stop", False), bool):
+        raise fail("stop", f"must be true or false, got {record.get('stop')!r}")
     source = record.get("source", "verifier")
     if source not in LABEL_SOURCES:
         raise fail("source", f"must be one of {', '.join(LABEL_SOURCES)}, got {source!r}")
@@ -87,7 +94,8 @@ def parse_pair(record: Any, path: str | Path = "<memory>", row: int = 1) -> Labe
             raise fail(f"spans[{k}]", f"needs 0 <= start < end <= len(response) = {length}, got {span}")
     return LabelledPair(id=record["id"], prompt_id=record["prompt_id"], rubric=record["rubric"],
                         family=record["family"], response=record["response"], verdict=record["verdict"],
-                        spans=[(start, end) for start, end in spans], source=source)
+                        spans=[(start, end) for start, end in spans], source=source,
+                        stop=record.get("stop", False))
 
 
 def load_labels(path: str | Path) -> list[LabelledPair]:
@@ -195,5 +203,5 @@ def label_with_verifiers(rows: Sequence[PromptRow], responses: Mapping[str, Sequ
                     continue
                 pairs.append(LabelledPair(id=f"{row.id}/{sample}/{k}", prompt_id=row.id, rubric=rubric.description,
                                           family=rubric.family, response=response, verdict=verdict.passed,
-                                          spans=[tuple(span) for span in verdict.spans]))
+                                          spans=[tuple(span) for span in verdict.spans], stop=verdict.stop))
     return pairs
