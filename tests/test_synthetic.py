@@ -3,7 +3,8 @@
 import pytest
 
 from rubrics2tokens.data.schema import load_prompt_rows
-from rubrics2tokens.data.synthetic import FAMILIES, generate_rows, write_testbed
+from rubrics2tokens.data.synthetic import FAMILIES, generate_rows, min_tokens_needed, write_testbed
+from rubrics2tokens.models import DEFAULT_POLICY, load_tokenizer
 from rubrics2tokens.verifiers import rules
 from rubrics2tokens.verifiers.registry import VERIFIERS, run_verifier
 
@@ -114,6 +115,28 @@ def test_every_generated_prompt_is_satisfiable(many_rows):
             assert run_verifier(rubric.verifier, response, rubric.kwargs).passed, (rubric.verifier, response)
         seen_families |= constraints_of(row).keys()
     assert seen_families == set(FAMILIES)
+
+
+@pytest.mark.parametrize("max_tokens", [48, 96])
+def test_every_prompt_is_satisfiable_within_the_completion_limit(max_tokens):
+    # A compliant response, in the embedded policy's own tokens plus its EOS, fits the limit the rows were drawn for.
+    tokenizer = load_tokenizer(DEFAULT_POLICY)
+    rows = generate_rows(300, seed=4, max_tokens=max_tokens)
+    lengths = []
+    for row in rows:
+        constraints = constraints_of(row)
+        assert min_tokens_needed(constraints) <= max_tokens
+        response = compliant_response(constraints)
+        assert all(run_verifier(r.verifier, response, r.kwargs).passed for r in row.rubrics)
+        lengths.append(len(tokenizer(response, add_special_tokens=False)["input_ids"]) + 1)
+    assert max(lengths) <= max_tokens
+    unbounded = [min_tokens_needed(constraints_of(row)) for row in generate_rows(300, seed=4)]
+    assert max(unbounded) > max_tokens, "without the limit some prompts need more: the limit is what filtered them"
+
+
+def test_a_limit_no_prompt_fits_is_refused():
+    with pytest.raises(ValueError, match="satisfiable within 20 tokens"):
+        generate_rows(3, families=["min_words", "no_commas"], min_rubrics=2, max_rubrics=2, max_tokens=20)
 
 
 def test_hand_written_response_for_a_fixed_prompt():

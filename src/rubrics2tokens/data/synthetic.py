@@ -8,7 +8,10 @@ rule family at most; each constraint becomes a rubric checked by ``testbed:<fami
   words and phrases are lowercase and comma-free so they agree with ``all_lowercase`` and
   ``no_commas``;
 - a near-empty answer must not satisfy a prompt: a constraint that such an answer meets ("at most
-  N words", "no commas") always comes with one that a short answer fails.
+  N words", "no commas") always comes with one that a short answer fails;
+- a prompt must be satisfiable within the completion limit it will be trained with (``max_tokens``): a
+  limit shorter than the words a prompt asks for makes "at least N words" fail for every response and
+  "end with a phrase" unreachable (`min_tokens_needed`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ END_PHRASES = (
 )
 
 MIN_WORD_GAP = 20  # "at least" must sit this far below "at most" to leave the policy room
+TOKENS_PER_WORD = 1.5  # SmolLM2 and Llama-style tokenizers average ~1.3 tokens per English word, plus punctuation
+WORDS_PER_BULLET = 4  # a bullet line worth the name: its marker and a few words
+WORDS_PER_PARAGRAPH = 8
 MAX_ATTEMPTS = 1000  # draws per prompt before the requested families are declared unsatisfiable
 
 
@@ -186,17 +192,35 @@ def _required_words(constraints: Constraints) -> set[str]:
     return {text[start:end].lower() for text in texts for start, end in rules.find_words(text)}
 
 
+def min_tokens_needed(constraints: Constraints) -> int:
+    """A lower bound on the completion tokens a response satisfying every constraint needs (EOS included).
+
+    Words: the most that any one constraint asks for (at least N words), or the words the required parts
+    take together (bullets, paragraphs, keyword repeats, start word, ending phrase, title), whichever is
+    more, at `TOKENS_PER_WORD`; a bullet marker and a paragraph break cost two tokens each.
+    """
+    bullets = constraints.get("exact_bullets", {}).get("n", 0)
+    paragraphs = constraints.get("n_paragraphs", {}).get("n", 0)
+    parts = (bullets * WORDS_PER_BULLET + paragraphs * WORDS_PER_PARAGRAPH
+             + constraints.get("include_keyword", {}).get("min_count", 0)
+             + len(rules.find_words(constraints.get("end_with_phrase", {}).get("phrase", "")))
+             + ("start_with_word" in constraints) + 3 * ("title" in constraints))
+    words = max(constraints.get("min_words", {}).get("n", 0), parts)
+    return int(words * TOKENS_PER_WORD + 0.999) + 2 * (bullets + paragraphs) + 1
+
+
 def resists_collapse(constraints: Constraints) -> bool:
     """False when a near-empty answer could satisfy every constraint (testbed-notes.md item 1)."""
     return not all(FAMILIES[name].near_empty_passes for name in constraints)
 
 
 def generate_rows(n: int, seed: int = 0, min_rubrics: int = 2, max_rubrics: int = 5,
-                  families: Sequence[str] | None = None) -> list[PromptRow]:
+                  families: Sequence[str] | None = None, max_tokens: int | None = None) -> list[PromptRow]:
     """`n` testbed prompts, the same for the same arguments; ids are ``testbed-{seed}-{i:06d}``.
 
     Each prompt gets `min_rubrics` to `max_rubrics` constraints (capped at the number of `families`),
-    drawn from `families` (default: all of `FAMILIES`).
+    drawn from `families` (default: all of `FAMILIES`); with `max_tokens`, only constraint sets that
+    a response of at most that many tokens can satisfy (`min_tokens_needed`).
     """
     family_names = _validated_family_names(families)
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -205,8 +229,11 @@ def generate_rows(n: int, seed: int = 0, min_rubrics: int = 2, max_rubrics: int 
         raise ValueError(f"need 1 <= min_rubrics <= max_rubrics and min_rubrics <= number of families "
                          f"({len(family_names)}), got min_rubrics={min_rubrics}, max_rubrics={max_rubrics}")
     max_rubrics = min(max_rubrics, len(family_names))
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     rng = random.Random(seed)
-    return [_draw_row(rng, f"testbed-{seed}-{i:06d}", family_names, min_rubrics, max_rubrics) for i in range(n)]
+    return [_draw_row(rng, f"testbed-{seed}-{i:06d}", family_names, min_rubrics, max_rubrics, max_tokens)
+            for i in range(n)]
 
 
 def write_testbed(path: str | Path, n: int, seed: int = 0, min_rubrics: int = 2, max_rubrics: int = 5,
@@ -229,21 +256,23 @@ def _validated_family_names(families: Sequence[str] | None) -> list[str]:
 
 
 def _draw_constraints(rng: random.Random, family_names: list[str], min_rubrics: int,
-                      max_rubrics: int) -> Constraints:
+                      max_rubrics: int, max_tokens: int | None) -> Constraints:
     # Rejection sampling: simple, and every rule above holds by construction of the accepted draw.
     for _ in range(MAX_ATTEMPTS):
         chosen = rng.sample(family_names, rng.randint(min_rubrics, max_rubrics))
         constraints = {name: FAMILIES[name].sample_kwargs(rng) for name in chosen}
-        if is_consistent(constraints) and resists_collapse(constraints):
+        if is_consistent(constraints) and resists_collapse(constraints) \
+                and (max_tokens is None or min_tokens_needed(constraints) <= max_tokens):
             return constraints
-    raise ValueError(f"could not draw {min_rubrics}-{max_rubrics} consistent, collapse-resistant constraints "
+    within = f", satisfiable within {max_tokens} tokens," if max_tokens is not None else ""
+    raise ValueError(f"could not draw {min_rubrics}-{max_rubrics} consistent, collapse-resistant constraints{within} "
                      f"from families {family_names} in {MAX_ATTEMPTS} attempts")
 
 
 def _draw_row(rng: random.Random, row_id: str, family_names: list[str], min_rubrics: int,
-              max_rubrics: int) -> PromptRow:
+              max_rubrics: int, max_tokens: int | None = None) -> PromptRow:
     task = rng.choice(TASKS).format(topic=rng.choice(TOPICS))
-    constraints = _draw_constraints(rng, family_names, min_rubrics, max_rubrics)
+    constraints = _draw_constraints(rng, family_names, min_rubrics, max_rubrics, max_tokens)
     text = " ".join([task, *(FAMILIES[name].instruction(kwargs) for name, kwargs in constraints.items())])
     rubrics = [Rubric(description=FAMILIES[name].description(kwargs), verifier=FAMILIES[name].verifier_id,
                       kwargs=kwargs, weight=1.0)
