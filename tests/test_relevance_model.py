@@ -10,8 +10,8 @@ from transformers import AutoTokenizer
 from rubrics2tokens.data.schema import Rubric
 from rubrics2tokens.models import DEFAULT_POLICY, load_tokenizer
 from rubrics2tokens.relevance.alignment import token_char_spans
-from rubrics2tokens.relevance.model import (RelevanceModel, RelevanceModelConfig, characters_to_tokens,
-                                            tokens_to_characters)
+from rubrics2tokens.relevance.model import (VERDICT_TEMPLATE, RelevanceModel, RelevanceModelConfig,
+                                            characters_to_tokens, tokens_to_characters)
 from rubrics2tokens.relevance.sources import ModelRelevance, RelevanceInputs
 from rubrics2tokens.scoring.router import RoutingScorer
 
@@ -109,3 +109,19 @@ def test_save_and_load_keep_predictions_and_template(minilm, tmp_path):
     minilm.config.template = RelevanceModelConfig().template
     with pytest.raises(FileNotFoundError, match="not a relevance-model checkpoint"):
         RelevanceModel.load(tmp_path)
+
+
+def test_a_verdict_conditioned_model_reads_the_verdict_and_needs_it(minilm, tmp_path):
+    model = RelevanceModel(minilm.model, minilm.tokenizer, RelevanceModelConfig(template=VERDICT_TEMPLATE))
+    assert model.config.reads_verdict and not RelevanceModelConfig().reads_verdict
+    ids, _ = model.tokenize_response("the river is wide")
+    passed, failed = model.encode_pair("No commas.", ids, True)[0], model.encode_pair("No commas.", ids, False)[0]
+    prefix = model.tokenizer.decode(passed.input_ids[:passed.response_start])
+    assert "verdict : pass" in prefix and "verdict : fail" in model.tokenizer.decode(failed.input_ids)
+    assert passed.input_ids[passed.response_start:] == failed.input_ids[failed.response_start:]
+    with pytest.raises(ValueError, match="reads the verdict"):
+        model.encode_pair("No commas.", ids)
+    (both,) = model.predict([(["No commas.", "No commas."], ids, [True, False])])
+    assert not torch.equal(both[0], both[1]), "the verdict reaches the model"
+    reloaded = RelevanceModel.load(model.save(tmp_path / "verdict-model"))
+    assert reloaded.config.reads_verdict

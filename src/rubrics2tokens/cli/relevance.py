@@ -62,6 +62,8 @@ def add_relevance_commands(subparsers: Any) -> None:
     text = show.add_mutually_exclusive_group(required=True)
     text.add_argument("--response", help="the response text")
     text.add_argument("--response-file", help="a file holding the response text")
+    show.add_argument("--verdict", choices=("pass", "fail"), default=None,
+                      help="the rubric's verdict on the response (needed by a verdict-conditioned model)")
     show.add_argument("--html", default=None, help="also write a standalone HTML page here")
     show.set_defaults(run=_show)
 
@@ -134,7 +136,10 @@ def _show(args: argparse.Namespace) -> None:
 
     response = args.response if args.response is not None else Path(args.response_file).read_text(encoding="utf-8")
     model = RelevanceModel.load(args.model).to_inference()
-    pieces = token_relevance(model, args.rubric, response)
+    verdict = None if args.verdict is None else args.verdict == "pass"
+    if model.config.reads_verdict and verdict is None:
+        raise SystemExit(f"rtt: error: {args.model} reads the verdict: pass --verdict pass or --verdict fail")
+    pieces = token_relevance(model, args.rubric, response, verdict)
     print(render_terminal(args.rubric, pieces, model.config.threshold))
     if args.html:
         Path(args.html).write_text(render_html(args.rubric, pieces, model.config.threshold), encoding="utf-8")

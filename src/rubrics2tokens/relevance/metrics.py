@@ -126,8 +126,8 @@ def evaluate_model(model: RelevanceModel, pairs: Sequence[LabelledPair], batch_s
     rubrics_of: dict[str, list[int]] = defaultdict(list)  # response -> indices of its pairs
     for index, pair in enumerate(pairs):
         rubrics_of[pair.response].append(index)
-    requests = [([pairs[i].rubric for i in indices], model.tokenize_response(response)[0])
-                for response, indices in rubrics_of.items()]
+    requests = [([pairs[i].rubric for i in indices], model.tokenize_response(response)[0],
+                 [pairs[i].verdict for i in indices]) for response, indices in rubrics_of.items()]
     predictions: list[torch.Tensor] = [torch.empty(0)] * len(pairs)
     for relevance, indices in zip(model.predict(requests, batch_size), rubrics_of.values()):
         for row, index in enumerate(indices):

@@ -5,7 +5,11 @@ Any Hugging Face backbone (encoder or decoder) with a one-logit token-classifica
 
 One input layout serves training and RL time alike (`encode_pair`):
 
-    special tokens around:  template(rubric) ids  +  response ids (one window of them)
+    special tokens around:  template(rubric[, verdict]) ids  +  response ids (one window of them)
+
+Two templates are shipped: the paper's (`DEFAULT_TEMPLATE`: rubric and response only) and a
+verdict-conditioned one (`VERDICT_TEMPLATE`, method.md §5): at RL time the verdict is known before
+relevance runs, and blame (fail) and credit (pass) flag different tokens, so the model may read it.
 
 The response is tokenized on its own (so its tokens do not depend on the rubric and are shared by
 all rubrics of a response); responses longer than the context are cut into overlapping windows and
@@ -25,6 +29,8 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrai
 
 CONFIG_FILE = "relevance_config.json"
 DEFAULT_TEMPLATE = "Rubric: {rubric}\nResponse:\n"
+VERDICT_TEMPLATE = "Rubric: {rubric}\nVerdict: {verdict}\nResponse:\n"
+VERDICT_WORDS = {True: "PASS", False: "FAIL"}
 
 
 @dataclass
@@ -36,6 +42,11 @@ class RelevanceModelConfig:
     """Fraction of a window shared with the next one when a response needs several."""
     threshold: float = 0.5
     """Relevance above which a token counts as relevant (metrics, heatmaps)."""
+
+    @property
+    def reads_verdict(self) -> bool:
+        """Whether the template holds ``{verdict}`` (the verdict-conditioned layout)."""
+        return "{verdict}" in self.template
 
 
 @dataclass
@@ -119,9 +130,15 @@ class RelevanceModel:
                              "shorten the rubric or use a backbone with a longer context")
         return length
 
-    def encode_pair(self, rubric: str, response_ids: Sequence[int]) -> list[EncodedPair]:
-        """The model inputs of one (rubric, response): one per window of response tokens."""
-        prefix_ids = self.tokenizer(self.config.template.format(rubric=rubric), add_special_tokens=False)["input_ids"]
+    def encode_pair(self, rubric: str, response_ids: Sequence[int], verdict: bool | None = None) -> list[EncodedPair]:
+        """The model inputs of one (rubric, response): one per window of response tokens.
+
+        ``verdict`` (pass True, fail False) is required by a verdict-conditioned template and ignored otherwise.
+        """
+        if self.config.reads_verdict and verdict is None:
+            raise ValueError("this relevance model reads the verdict (its template has {verdict}); pass it")
+        prompt = self.config.template.format(rubric=rubric, verdict=VERDICT_WORDS.get(verdict, ""))
+        prefix_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         length = self.window_length(prefix_ids)
         stride = max(1, int(length * (1 - self.config.window_overlap)))
         starts = list(range(0, max(len(response_ids) - length, 0) + 1, stride))
@@ -137,16 +154,18 @@ class RelevanceModel:
     # ---------------------------------------------------------------- inference
 
     @torch.no_grad()
-    def predict(self, requests: Sequence[tuple[Sequence[str], Sequence[int]]], batch_size: int = 64
-                ) -> list[torch.Tensor]:
+    def predict(self, requests: Sequence[tuple], batch_size: int = 64) -> list[torch.Tensor]:
         """Relevance for many responses at once: each request is (K rubric texts, N response token ids)
-        and gets a ``(K, N)`` tensor. All windows of all pairs are sorted by length and run in batches,
-        so little compute goes to padding."""
-        encoded = [(r, k, pair) for r, (rubrics, ids) in enumerate(requests)
-                   for k, rubric in enumerate(rubrics) for pair in self.encode_pair(rubric, ids)]
+        or (K rubric texts, N ids, K verdicts) and gets a ``(K, N)`` tensor. All windows of all pairs are
+        sorted by length and run in batches, so little compute goes to padding."""
+        requests = [(request[0], request[1], request[2] if len(request) > 2 else [None] * len(request[0]))
+                    for request in requests]
+        encoded = [(r, k, pair) for r, (rubrics, ids, verdicts) in enumerate(requests)
+                   for k, (rubric, verdict) in enumerate(zip(rubrics, verdicts, strict=True))
+                   for pair in self.encode_pair(rubric, ids, verdict)]
         encoded.sort(key=lambda item: len(item[2].input_ids))
-        totals = [torch.zeros(len(rubrics), len(ids)) for rubrics, ids in requests]
-        counts = [torch.zeros(len(rubrics), len(ids)) for rubrics, ids in requests]
+        totals = [torch.zeros(len(rubrics), len(ids)) for rubrics, ids, _ in requests]
+        counts = [torch.zeros(len(rubrics), len(ids)) for rubrics, ids, _ in requests]
         for chunk_start in range(0, len(encoded), batch_size):
             chunk = encoded[chunk_start:chunk_start + batch_size]
             probabilities = self.forward_probabilities([pair.input_ids for _, _, pair in chunk])

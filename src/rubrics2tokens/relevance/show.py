@@ -21,10 +21,11 @@ HIGH_COLOUR = (229, 57, 53)  # relevance 1: red
 LEGEND_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def token_relevance(model: RelevanceModel, rubric: str, response: str) -> list[Piece]:
-    """The response as consecutive pieces with the model's relevance for ``rubric`` (RL-time inference)."""
+def token_relevance(model: RelevanceModel, rubric: str, response: str, verdict: bool | None = None) -> list[Piece]:
+    """The response as consecutive pieces with the model's relevance for ``rubric`` (RL-time inference);
+    ``verdict`` is needed by a verdict-conditioned model."""
     ids, offsets = model.tokenize_response(response)
-    (relevance,) = model.predict([([rubric], ids)])
+    (relevance,) = model.predict([([rubric], ids, [verdict])])
     pieces: list[Piece] = []
     position = 0
     for (start, end), weight in zip(offsets, relevance[0].tolist()):

@@ -124,7 +124,8 @@ class ModelRelevance:
                 text, policy_spans = token_char_spans(self.policy_tokenizer, ids)
                 response_ids, model_spans = self.model.tokenize_response(text)
                 alignment = (text, model_spans, policy_spans)
-            requests.append(([inputs.scored.rubrics[i][k].description for k in rubric_slots], response_ids))
+            requests.append(([inputs.scored.rubrics[i][k].description for k in rubric_slots], response_ids,
+                             [bool(inputs.scored.verdicts[i, k]) for k in rubric_slots]))
             places.append((i, rubric_slots, len(ids), alignment))
         for relevance, (i, rubric_slots, count, alignment) in zip(self.model.predict(requests, self.batch_size),
                                                                    places):
