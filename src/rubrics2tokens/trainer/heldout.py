@@ -11,13 +11,17 @@ it samples ``num_generations_eval`` completions per held-out prompt with the tra
 - one JSON line per held-out response in ``OUTPUT/heldout/step_<N>.jsonl`` (`response_records`): verdicts,
   length, truncation and the per-token advantages the run's settings give it, for intervals over prompts
   and token-credit heatmaps (`rtt report`);
-- ``heldout/*`` names for TRL's ``eval_*`` metrics in ``metrics.jsonl`` (`heldout_name`), and an
-  evaluation after the last step (`HeldoutWriter`).
+- ``heldout/*`` names for TRL's ``eval_*`` metrics in ``metrics.jsonl`` (`heldout_name`), an
+  evaluation after the last step, and a collapse warning (`HeldoutWriter`): the failure measured in
+  testbed-notes.md item 3 (entropy 3.4 -> 0.02, 98% of responses at the length limit) shows first as
+  held-out entropy falling below `ENTROPY_WARN_FRACTION` of its value at the first evaluation, or as the
+  truncated fraction rising above `TRUNCATION_WARN`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,9 @@ from rubrics2tokens.relevance.alignment import token_char_spans
 from rubrics2tokens.scoring.scorer import ScoredBatch
 
 HELDOUT_DIR = "heldout"
+ENTROPY_WARN_FRACTION = 0.5
+TRUNCATION_WARN = 0.5
+logger = logging.getLogger(__name__)
 RENAMED = {"rubrics/": "", "completions/mean_length": "mean_length", "completions/clipped_ratio": "truncated_frac"}
 """TRL eval metric (without ``eval_``) -> its held-out name (without ``heldout/``); prefixes end in '/'."""
 
@@ -93,15 +100,32 @@ class HeldoutWriter(TrainerCallback):
     def __init__(self, output_dir: str | Path):
         self.folder = Path(output_dir) / HELDOUT_DIR
         self.buffer: list[dict[str, Any]] = []
+        self.first_entropy: float | None = None
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= state.max_steps and args.eval_strategy != "no":
             control.should_evaluate = True
         return control
 
-    def on_evaluate(self, args, state, control, **kwargs):
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if state.is_world_process_zero and self.buffer:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / f"step_{state.global_step:06d}.jsonl"
             path.write_text("".join(json.dumps(record) + "\n" for record in self.buffer), encoding="utf-8")
         self.buffer.clear()
+        if state.is_world_process_zero and metrics:
+            self.warn_on_collapse(state.global_step, metrics.get("eval_entropy"),
+                                  metrics.get("eval_completions/clipped_ratio"))
+
+    def warn_on_collapse(self, step: int, entropy: float | None, truncated: float | None) -> None:
+        """Log a warning when held-out entropy or truncation crosses its threshold (module docstring)."""
+        if entropy is not None and self.first_entropy is None:
+            self.first_entropy = entropy
+        if entropy is not None and entropy < ENTROPY_WARN_FRACTION * self.first_entropy:
+            logger.warning("step %d: held-out entropy %.3f is below %.0f%% of its first value %.3f: the policy may be "
+                           "collapsing (see the collapse guard in the README)", step, entropy,
+                           100 * ENTROPY_WARN_FRACTION, self.first_entropy)
+        if truncated is not None and truncated > TRUNCATION_WARN:
+            logger.warning("step %d: %.0f%% of held-out responses hit the length limit (threshold %.0f%%): the policy "
+                           "may be collapsing, or max_completion_length is too short", step, 100 * truncated,
+                           100 * TRUNCATION_WARN)

@@ -1,0 +1,86 @@
+"""Held-out evaluation inside training: fixed sampling seed, per-response records, metric names, collapse warnings."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from rubrics2tokens.data.dataset import to_trl_dataset
+from rubrics2tokens.data.synthetic import generate_rows
+from rubrics2tokens.scoring.router import RoutingScorer
+from rubrics2tokens.trainer import RTTConfig, RTTGRPOTrainer
+from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_name, heldout_seed
+
+
+def make_trainer(model_dir, output_dir, **overrides) -> RTTGRPOTrainer:
+    settings = dict(output_dir=str(output_dir), per_device_train_batch_size=4, num_generations=2,
+                    per_device_eval_batch_size=4, max_completion_length=12, max_steps=2, use_cpu=True, report_to=[],
+                    seed=0, reward_aggregation="csr", relevance_source="oracle", bf16=False, logging_steps=1,
+                    eval_strategy="steps", eval_steps=1, eval_on_start=True, save_strategy="no")
+    settings.update(overrides)
+    return RTTGRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), scorer=RoutingScorer(mode="verifiers"),
+                          args=RTTConfig(**settings), processing_class=AutoTokenizer.from_pretrained(model_dir),
+                          train_dataset=to_trl_dataset(generate_rows(8, seed=3)),
+                          eval_dataset=to_trl_dataset(generate_rows(4, seed=9)))
+
+
+def read_records(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_training_writes_a_record_per_held_out_response_at_every_evaluation(tiny_model_dir, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tmp_path / "run")
+    trainer.train()
+    files = sorted(path.name for path in (tmp_path / "run" / "heldout").iterdir())
+    assert files == ["step_000000.jsonl", "step_000001.jsonl", "step_000002.jsonl"]
+    records = read_records(tmp_path / "run" / "heldout" / "step_000002.jsonl")
+    assert len(records) == 4 * 2  # 4 held-out prompts x num_generations_eval
+    assert {r["prompt_id"] for r in records} == {row.id for row in generate_rows(4, seed=9)}
+    for record in records:
+        assert record["step"] == 2 and record["sample"] in (0, 1)
+        assert len(record["tokens"]) == len(record["advantages"]) == record["length"] <= 12
+        assert len(record["verdicts"]) == len(record["families"])
+        assert record["truncated"] == (record["length"] == 12 or not record["tokens"][-1] == "<|im_end|>")
+    logged = [entry for entry in trainer.state.log_history if "eval_rubrics/satisfaction" in entry]
+    assert [entry["step"] for entry in logged] == [0, 1, 2]
+
+
+def test_the_same_weights_sample_the_same_held_out_responses(tiny_model_dir, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tmp_path / "run", max_steps=1, learning_rate=0.0)
+    trainer.train()  # lr 0: the weights at step 0 and step 1 are the same, so must be the samples
+    first = read_records(tmp_path / "run" / "heldout" / "step_000000.jsonl")
+    last = read_records(tmp_path / "run" / "heldout" / "step_000001.jsonl")
+    assert [r["tokens"] for r in first] == [r["tokens"] for r in last]
+    assert len({tuple(r["tokens"]) for r in first}) > 1, "different prompts and samples, different responses"
+    assert heldout_seed(0, ["a", "b"]) == heldout_seed(0, ["a", "b"]) != heldout_seed(1, ["a", "b"])
+    # evaluating leaves the training's random stream where it was
+    torch.manual_seed(5)
+    trainer.evaluate()
+    after_evaluation = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(after_evaluation, torch.rand(3))
+
+
+def test_eval_metrics_get_held_out_names():
+    assert heldout_name("eval_rubrics/all_pass") == "heldout/all_pass"
+    assert heldout_name("eval_rubrics/pass/testbed/no_commas") == "heldout/pass/testbed/no_commas"
+    assert heldout_name("eval_completions/clipped_ratio") == "heldout/truncated_frac"
+    assert heldout_name("eval_completions/mean_length") == "heldout/mean_length"
+    assert heldout_name("eval_entropy") == "heldout/entropy"
+    assert heldout_name("reward") == "reward" and heldout_name("rubrics/all_pass") == "rubrics/all_pass"
+
+
+def test_collapse_warnings(tmp_path, caplog):
+    writer = HeldoutWriter(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        writer.warn_on_collapse(0, entropy=3.0, truncated=0.1)
+        writer.warn_on_collapse(10, entropy=2.0, truncated=0.3)
+        assert not caplog.records
+        writer.warn_on_collapse(20, entropy=1.2, truncated=0.3)
+        assert "entropy 1.200 is below 50% of its first value 3.000" in caplog.text
+        caplog.clear()
+        writer.warn_on_collapse(30, entropy=2.5, truncated=0.9)
+        assert "90% of held-out responses hit the length limit" in caplog.text and "entropy" not in caplog.text
