@@ -56,12 +56,14 @@ def test_the_same_weights_sample_the_same_held_out_responses(tiny_model_dir, tmp
     assert [r["tokens"] for r in first] == [r["tokens"] for r in last]
     assert len({tuple(r["tokens"]) for r in first}) > 1, "different prompts and samples, different responses"
     assert heldout_seed(0, ["a", "b"]) == heldout_seed(0, ["a", "b"]) != heldout_seed(1, ["a", "b"])
-    # evaluating leaves the training's random stream where it was
+    # sampling a held-out batch leaves the training's random stream where it was
+    batch = [dict(row) for row in trainer.eval_dataset for _ in range(2)]
+    trainer.model.eval()
     torch.manual_seed(5)
-    trainer.evaluate()
-    after_evaluation = torch.rand(3)
+    trainer._generate_and_score_completions(batch)
+    after_sampling = torch.rand(3)
     torch.manual_seed(5)
-    assert torch.equal(after_evaluation, torch.rand(3))
+    assert torch.equal(after_sampling, torch.rand(3))
 
 
 def test_eval_metrics_get_held_out_names():
