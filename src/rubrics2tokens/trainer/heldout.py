@@ -59,9 +59,10 @@ def heldout_seed(base_seed: int, prompt_ids: list[str]) -> int:
 
 
 def response_records(step: int, prompt_ids: list[str], completion_ids: torch.Tensor, completion_mask: torch.Tensor,
-                     scored: ScoredBatch, advantages: torch.Tensor, tokenizer: PreTrainedTokenizerBase
-                     ) -> list[dict[str, Any]]:
-    """One record per held-out response (B rows; completion tensors ``(B, T)``, advantages ``(B,)`` or ``(B, T)``).
+                     scored: ScoredBatch, advantages: torch.Tensor, tokenizer: PreTrainedTokenizerBase,
+                     entropies: torch.Tensor) -> list[dict[str, Any]]:
+    """One record per held-out response (B rows; completion tensors ``(B, T)``, advantages ``(B,)`` or ``(B, T)``,
+    entropies ``(B,)``: each response's mean next-token entropy).
 
     ``sample`` numbers the responses of one prompt in batch order; ``advantages`` is the per-token
     advantage the run's settings give the response (GRPO: its response advantage on every token).
@@ -83,6 +84,7 @@ def response_records(step: int, prompt_ids: list[str], completion_ids: torch.Ten
             "all_pass": int(all(known)) if known else None,
             "satisfaction": sum(w * v for w, v in zip(weights, known)) / sum(weights) if sum(weights) > 0 else None,
             "length": len(ids), "truncated": not ids or ids[-1] != tokenizer.eos_token_id,
+            "entropy": round(float(entropies[i]), 4),
             "text": text,
             "tokens": [text[a:b] if b > a else tokenizer.convert_ids_to_tokens(t) for t, (a, b) in zip(ids, spans)],
             "advantages": [round(float(a), 4) for a in advantages[i][valid]],

@@ -142,9 +142,22 @@ class RTTGRPOTrainer(GRPOTrainer):
             self._add_token_credit(output, mode, scored, [row["prompt"] for row in inputs])
         if mode == "eval":
             records = response_records(self.state.global_step, _prompt_ids(inputs), output["completion_ids"],
-                                       output["completion_mask"], scored, output["advantages"], self._tokenizer)
+                                       output["completion_mask"], scored, output["advantages"], self._tokenizer,
+                                       self._response_entropies(output))
             self.heldout.buffer.extend(gather_object(records))
         return output
+
+    @torch.no_grad()
+    def _response_entropies(self, output: dict[str, Any]) -> torch.Tensor:
+        """``(B,)`` mean entropy of the policy's next-token distribution over each response's tokens
+        (TRL's ``entropy`` metric, per response)."""
+        completion_ids, completion_mask = output["completion_ids"], output["completion_mask"]
+        input_ids = torch.cat([output["prompt_ids"], completion_ids], dim=1)
+        attention_mask = torch.cat([output["prompt_mask"], completion_mask], dim=1)
+        _, entropies, _ = self._get_per_token_logps_and_entropies(
+            self.model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True)
+        mask = completion_mask.float()
+        return (entropies * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
     def _add_token_credit(self, output: dict[str, Any], mode: str, scored: ScoredBatch, prompts: list) -> None:
         """Turn TRL's ``(B,)`` response advantages in ``output`` into ``(B, T)`` ones with the token term."""
