@@ -18,6 +18,8 @@ def add_study_commands(subparsers: Any) -> None:
     study.add_argument("study", help="study YAML: base run config, variants (key=value overrides), seeds")
     study.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1: one after another)")
     study.add_argument("--out", default=None, help="study folder (default: the study file's output_dir)")
+    study.add_argument("--keep-checkpoints", action="store_true",
+                       help="keep a finished run's checkpoints (default: delete them; its model is in final/)")
     study.add_argument("--dry-run", action="store_true",
                        help="check every run's config and show what would run, train nothing")
     study.set_defaults(run=_study)
@@ -57,13 +59,13 @@ def _study(args: argparse.Namespace) -> None:
     study = load_study(args.study, args.out)
     if args.dry_run:
         states = {run: run_state(run) for run in study.runs}
-        write_run_configs(study, started={run for run, state in states.items() if state != "new"})
+        write_run_configs(study, started={run.folder for run, state in states.items() if state != "new"})
         for run in study.runs:
             print(f"{run.name:32s} {states[run]:12s} {' '.join(train_command(run, states[run] == 'interrupted'))}")
         print(f"{len(study.runs)} runs; every config checked; nothing trained (--dry-run)")
         return
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    failed = run_study(study, jobs=args.jobs)
+    failed = run_study(study, jobs=args.jobs, keep_checkpoints=args.keep_checkpoints)
     try:
         _print_report(study.output_dir)
     except FileNotFoundError as error:  # no run got as far as its first log record

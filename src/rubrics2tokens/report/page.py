@@ -59,7 +59,8 @@ def render_page(root: Path, table: Table, images: list[Path], heatmaps: str, run
 <head><meta charset="utf-8"><title>rtt report: {html.escape(root.name)}</title><style>{STYLE}</style></head>
 <body>
 <h1>rtt report: {html.escape(str(root))}</h1>
-<p class="note">{run_count} run folder(s), read {made}. Rebuild with <code>rtt report {html.escape(str(root))}</code>.</p>
+<p class="note">{run_count} run folder(s), read {made}.
+Rebuild with <code>rtt report {html.escape(str(root))}</code>.</p>
 <h2>Held-out results</h2>
 <p class="note">Each variant at its final held-out evaluation (column "step"); "{html.escape(table.rows[0].name)}"
 is every run's first evaluation, before any update. Mean [95% interval]: a bootstrap that resamples seeds and

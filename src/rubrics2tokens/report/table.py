@@ -28,6 +28,14 @@ class VariantRow:
     rtt_share: float | None = None  # of the summed step time
     wall_s: Estimate | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        return {"variant": self.name, "runs": [str(run.path) for run in self.runs],
+                "seeds": [run.seed for run in self.runs], "heldout_steps": self.steps,
+                "metrics": {key: value.to_json() for key, value in self.metrics.items()},
+                "minus_baseline": {key: value.to_json() for key, value in self.delta.items()},
+                "step_time_s": self.step_time_s.to_json() if self.step_time_s else None,
+                "rtt_time_share": self.rtt_share, "wall_s": self.wall_s.to_json() if self.wall_s else None}
+
 
 @dataclass
 class Table:
@@ -36,13 +44,7 @@ class Table:
     baseline: str | None
 
     def to_json(self) -> dict[str, Any]:
-        def row_json(row: VariantRow) -> dict[str, Any]:
-            return {"variant": row.name, "runs": [str(run.path) for run in row.runs], "seeds": [run.seed for run in row.runs],
-                    "heldout_steps": row.steps, "metrics": {key: value.to_json() for key, value in row.metrics.items()},
-                    "minus_baseline": {key: value.to_json() for key, value in row.delta.items()},
-                    "step_time_s": row.step_time_s.to_json() if row.step_time_s else None,
-                    "rtt_time_share": row.rtt_share, "wall_s": row.wall_s.to_json() if row.wall_s else None}
-        return {"baseline": self.baseline, "metrics": self.metrics, "rows": [row_json(row) for row in self.rows]}
+        return {"baseline": self.baseline, "metrics": self.metrics, "rows": [row.to_json() for row in self.rows]}
 
 
 def _final_steps(runs: list[RunFolder]) -> dict[str, int]:

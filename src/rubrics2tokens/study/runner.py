@@ -4,7 +4,8 @@ A run's folder tells its state: ``finished.json`` (written here once `rtt train`
 ``final/``) means done, and the run is skipped; a ``checkpoint-*`` folder means interrupted, and the run
 continues with ``--resume``; anything else starts fresh. So after a kill the same command runs only
 what is not finished, and nothing finished is repeated. Every attempt appends its wall time and exit
-code to ``attempts.jsonl`` and its output to ``train.log`` in the run's folder.
+code to ``attempts.jsonl`` (one line as it starts, one as it ends) and its output to ``train.log`` in
+the run's folder. A finished run's checkpoints are deleted unless kept (its model is in ``final/``).
 
 A child dies with the study (Linux: ``PR_SET_PDEATHSIG``): a killed study leaves no orphan run that would
 race the resumed one in the same folder.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,28 +74,57 @@ def _child_env(jobs: int) -> dict[str, str]:
     return env
 
 
+def _append(path: Path, record: dict) -> None:
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
+
+
+def _attempt_records(folder: Path) -> list[dict]:
+    path = folder / ATTEMPTS
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line] \
+        if path.is_file() else []
+
+
+def _close_killed_attempts(folder: Path) -> None:
+    """An attempt that started but never ended died with its study: its end is the last write to its log."""
+    records = _attempt_records(folder)
+    ended = {record["started_at"] for record in records if record["event"] == "end"}
+    for record in records:
+        if record["event"] == "start" and record["started_at"] not in ended:
+            last_write = (folder / LOG).stat().st_mtime if (folder / LOG).is_file() else None
+            started = datetime.fromisoformat(record["started_at"]).timestamp()
+            _append(folder / ATTEMPTS, {"event": "end", "started_at": record["started_at"], "returncode": None,
+                                        "wall_s": round(max(0.0, (last_write or started) - started), 1),
+                                        "note": "killed; wall time up to the last write to train.log"})
+
+
+def run_wall_s(folder: Path) -> float:
+    """Wall time of a run over all its attempts."""
+    return round(sum(record["wall_s"] for record in _attempt_records(folder) if record["event"] == "end"), 1)
+
+
 class _Attempt:
-    """One `rtt train` subprocess of a run, started now."""
+    """One `rtt train` subprocess of a run, started now. attempts.jsonl gets a line when it starts and one
+    when it ends (for an attempt killed with the study, when the next attempt starts)."""
 
     def __init__(self, run: PlannedRun, resume: bool, jobs: int):
+        _close_killed_attempts(run.folder)
         self.run, self.resume = run, resume
-        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         self.start = time.monotonic()
         self.log = (run.folder / LOG).open("a", encoding="utf-8")
         self.log.write(f"\n==== {self.started_at} {' '.join(train_command(run, resume))}\n")
         self.log.flush()
+        _append(run.folder / ATTEMPTS, {"event": "start", "started_at": self.started_at, "resumed": resume})
         self.process = subprocess.Popen(train_command(run, resume), stdout=self.log, stderr=subprocess.STDOUT,
                                         env=_child_env(jobs), preexec_fn=_die_with_parent)
 
     def record(self, returncode: int) -> float:
-        """Append this attempt to attempts.jsonl; return the run's wall time over all its attempts."""
+        """Append this attempt's end; return the run's wall time over all its attempts."""
         self.log.close()
-        wall_s = round(time.monotonic() - self.start, 1)
-        path = self.run.folder / ATTEMPTS
-        with path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps({"started_at": self.started_at, "resumed": self.resume, "wall_s": wall_s,
-                                  "returncode": returncode}) + "\n")
-        return sum(json.loads(line)["wall_s"] for line in path.read_text(encoding="utf-8").splitlines() if line)
+        _append(self.run.folder / ATTEMPTS, {"event": "end", "started_at": self.started_at, "returncode": returncode,
+                                             "wall_s": round(time.monotonic() - self.start, 1)})
+        return run_wall_s(self.run.folder)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -111,12 +142,23 @@ def _log_tail(folder: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
-def run_study(study: Study, jobs: int = 1, echo: Echo = print) -> list[PlannedRun]:
+def _mark_finished(run: PlannedRun, wall_s: float, keep_checkpoints: bool) -> None:
+    """Write finished.json; then, unless kept, drop the run's checkpoints (a finished run resumes from none;
+    with the optimizer state a SmolLM2 checkpoint is 1.6 GB, final/ holds the model)."""
+    (run.folder / FINISHED).write_text(json.dumps({
+        "variant": run.variant, "seed": run.seed, "wall_s": wall_s,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
+    if not keep_checkpoints:
+        for checkpoint in run.folder.glob("checkpoint-*"):
+            shutil.rmtree(checkpoint)
+
+
+def run_study(study: Study, jobs: int = 1, keep_checkpoints: bool = False, echo: Echo = print) -> list[PlannedRun]:
     """Train every run of ``study`` that is not finished; return the runs that failed (empty: all done)."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     states = {run: run_state(run) for run in study.runs}
-    write_run_configs(study, started={run for run, state in states.items() if state != "new"})
+    write_run_configs(study, started={run.folder for run, state in states.items() if state != "new"})
     pending = [run for run in study.runs if states[run] != "finished"]
     finished = len(study.runs) - len(pending)
     echo(f"study {study.path}: {len(study.runs)} runs in {study.output_dir}/ ({finished} finished, "
@@ -138,9 +180,7 @@ def run_study(study: Study, jobs: int = 1, echo: Echo = print) -> list[PlannedRu
                 wall_s = attempt.record(returncode)
                 run = attempt.run
                 if returncode == 0 and (run.folder / "final").is_dir():
-                    (run.folder / FINISHED).write_text(json.dumps({
-                        "variant": run.variant, "seed": run.seed, "wall_s": wall_s,
-                        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
+                    _mark_finished(run, wall_s, keep_checkpoints)
                     echo(f"[{run.name}] finished ({wall_s:.0f} s of wall time over all its attempts)")
                 else:
                     failed.append(run)

@@ -155,10 +155,11 @@ def run_config_tree(study: Study, run: PlannedRun) -> dict[str, Any]:
     return read_config_tree(study.base_config_path, run.overrides)
 
 
-def write_run_configs(study: Study, started: set[PlannedRun]) -> None:
+def write_run_configs(study: Study, started: set[Path]) -> None:
     """Write the base and every run's ``study_run.yaml``, each checked like `rtt train` checks a config,
-    before anything trains. A run in ``started`` keeps its file: if the study now asks for another config
-    that is an error (changing a finished or half-trained run would mix two configs in one folder)."""
+    before anything trains. A run whose folder is in ``started`` keeps its file: if the study now asks for
+    another config, that is an error (changing a finished or half-trained run would mix two configs in one
+    folder)."""
     study.output_dir.mkdir(parents=True, exist_ok=True)
     study.base_config_path.write_text(yaml.safe_dump(study.base, sort_keys=False), encoding="utf-8")
     for run in study.runs:
@@ -167,7 +168,7 @@ def write_run_configs(study: Study, started: set[PlannedRun]) -> None:
         except ConfigError as error:
             raise ConfigError(f"{study.path}: variant {run.variant!r}: {error}") from None
         text = yaml.safe_dump(tree, sort_keys=False)
-        if run in started and run.config_path.is_file():
+        if run.folder in started and run.config_path.is_file():
             if yaml.safe_load(run.config_path.read_text(encoding="utf-8")) != tree:
                 raise ConfigError(f"{run.folder} was trained with another config than {study.path} now gives "
                                   f"{run.name}; restore the study file, or move that folder away to retrain it")
