@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--dtypes", default="float32,bfloat16", help="static decoder precisions")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="precisions of the policy copy that decodes")
     parser.add_argument("--json", type=Path)
     return parser.parse_args(argv)
 
@@ -54,7 +54,11 @@ def prompts(tokenizer, batch: int) -> list[list[int]]:
                                           return_dict=False) for row in rows]
 
 
-def run_transformers(model, tokenizer, prompt_ids, new_tokens: int, autocast: bool = False) -> None:
+def run_transformers(model, tokenizer, prompt_ids, new_tokens: int, autocast: bool = False,
+                     sampler: Sampler | None = None) -> None:
+    if sampler is not None:  # generate on the policy copied to the sampler's dtype
+        with sampler(model) as sampling_model:
+            return run_transformers(sampling_model, tokenizer, prompt_ids, new_tokens, autocast)
     width = max(map(len, prompt_ids))
     pad = tokenizer.pad_token_id
     input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids], device=model.device)
@@ -66,10 +70,10 @@ def run_transformers(model, tokenizer, prompt_ids, new_tokens: int, autocast: bo
         model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config)
 
 
-def run_static(model, tokenizer, prompt_ids, new_tokens: int, sampler: Sampler) -> None:
+def run_static(model, tokenizer, prompt_ids, new_tokens: int, sampler: Sampler, cuda_graphs: bool = True) -> None:
     # no EOS: every sequence decodes the full length, as min_new_tokens forces on the other side
     with sampler(model) as sampling_model:
-        StaticCacheDecoder(sampling_model, tokenizer.pad_token_id, eos_token_ids=[]).generate(
+        StaticCacheDecoder(sampling_model, tokenizer.pad_token_id, eos_token_ids=[], cuda_graphs=cuda_graphs).generate(
             prompt_ids, new_tokens, SamplingParams(temperature=1.0))
 
 
@@ -95,15 +99,13 @@ def weight_bytes(model, dtype: torch.dtype) -> int:
     return sum(p.numel() for p in model.parameters()) * torch.finfo(dtype).bits // 8
 
 
-def weight_read_seconds(model) -> float | None:
-    """Bytes of all parameters / the GPU's peak memory bandwidth: the floor under one decode step."""
+def weight_read_seconds(model, dtype: torch.dtype) -> float | None:
+    """Bytes of all parameters in ``dtype`` / the GPU's peak memory bandwidth: the floor under one decode step."""
     if not torch.cuda.is_available():
         return None
     name = torch.cuda.get_device_name(0)
     bandwidth = next((value for key, value in PEAK_BANDWIDTH.items() if key in name), None)
-    if bandwidth is None:
-        return None
-    return sum(p.numel() * p.element_size() for p in model.parameters()) / bandwidth
+    return None if bandwidth is None else weight_bytes(model, dtype) / bandwidth
 
 
 def matmul_flops(dtype: torch.dtype) -> float:
@@ -150,35 +152,48 @@ def main(argv=None) -> dict:
     variants = {"generate float32": (run_transformers, {}),
                 "generate float32 + bf16 autocast": (run_transformers, {"autocast": True})}
     for name in args.dtypes.split(","):
+        if name != "float32":
+            variants[f"generate {name}"] = (run_transformers, {"sampler": Sampler(getattr(torch, name))})
         variants[f"static {name}"] = (run_static, {"sampler": Sampler(getattr(torch, name))})
+        if torch.cuda.is_available():
+            variants[f"static {name} without CUDA graphs"] = (run_static, {"sampler": Sampler(getattr(torch, name)),
+                                                                           "cuda_graphs": False})
     for name, (function, options) in variants.items():
-        seconds = timed(lambda: function(model, tokenizer, prompt_ids, args.new_tokens, **options),
-                        warmup=args.warmup, repeats=args.repeats)
+        try:
+            seconds = timed(lambda: function(model, tokenizer, prompt_ids, args.new_tokens, **options),
+                            warmup=args.warmup, repeats=args.repeats)
+        except Exception as error:  # a variant that fails (say, a CUDA-graph capture) is reported, not fatal
+            results["variants"][name] = {"error": repr(error)}
+            print(f"{name} failed: {error!r}")
+            continue
         results["variants"][name] = {"seconds": seconds, "step_ms": 1000 * seconds / args.new_tokens,
                                      "tokens_per_s": args.batch * args.new_tokens / seconds}
-    reference = results["variants"]["generate float32"]["seconds"]
-    for variant in results["variants"].values():
-        variant["speedup"] = reference / variant["seconds"]
-    floor = weight_read_seconds(model)
-    if floor is not None:
-        results["weight_read_ms"] = 1000 * floor
-    elif not torch.cuda.is_available():
+    for name, variant in results["variants"].items():  # against generate in the same precision
+        reference = results["variants"].get(f"generate {name.split()[1]}", {})
+        if "seconds" in variant and "seconds" in reference:
+            variant["speedup"] = reference["seconds"] / variant["seconds"]
+    floor = {name: weight_read_seconds(model, getattr(torch, name)) for name in args.dtypes.split(",")}
+    if torch.cuda.is_available():
+        results["weight_read_ms"] = {name: 1000 * seconds for name, seconds in floor.items() if seconds}
+    else:
         bandwidth = copy_bandwidth()
         results["cpu_floor"] = {name: cpu_floor_ms(model, getattr(torch, name), args.batch, bandwidth)
                                 for name in args.dtypes.split(",")}
 
     print(f"\n{results['device']} ({results['machine']}, {results['threads']} threads), {args.model}, batch "
           f"{args.batch} x {args.new_tokens} new tokens, load average {results['load_average']:.2f}")
-    print("| variant | ms per decode step | new tokens/s | speed-up |\n|---|---:|---:|---:|")
+    print("| variant | ms per decode step | new tokens/s | vs generate in the same precision |\n|---|---:|---:|---:|")
     for name, variant in results["variants"].items():
-        print(f"| {name} | {variant['step_ms']:.1f} | {variant['tokens_per_s']:.0f} | {variant['speedup']:.2f}x |")
-    if floor is not None:
-        print(f"weight-read floor {results['weight_read_ms']:.3f} ms per step")
+        if "seconds" in variant:
+            print(f"| {name} | {variant['step_ms']:.2f} | {variant['tokens_per_s']:.0f} | "
+                  f"{variant.get('speedup', 1.0):.2f}x |")
+    for name, milliseconds in results.get("weight_read_ms", {}).items():
+        print(f"{name}: weight-read floor {milliseconds:.3f} ms per step")
     for name, limits in results.get("cpu_floor", {}).items():
         step = results["variants"][f"static {name}"]["step_ms"]
         print(f"{name}: matmul peak {limits['matmul_flops'] / 1e9:.0f} GFLOP/s, copy {limits['copy_bytes_per_s'] / 1e9:.1f}"
               f" GB/s; floor per step {limits['floor_ms']:.1f} ms (arithmetic {limits['arithmetic_ms']:.1f}, weight "
-              f"read {limits['weight_read_ms']:.1f}); the static decoder's step is {limits['floor_ms'] / step:.0%} of it")
+              f"read {limits['weight_read_ms']:.1f}); the static decoder runs at {limits['floor_ms'] / step:.0%} of that limit")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return results

@@ -49,9 +49,10 @@ from rubrics2tokens.config import load_run_config  # noqa: E402
 from rubrics2tokens.trainer import RTTGRPOTrainer  # noqa: E402
 
 PHASES = ("generation_s", "scoring_s", "relevance_s", "advantages_s", "other_prep_s", "update_s", "save_s")
-BASELINE = ["model.dtype=float32", "training.rollout_backend=transformers"]
-"""TRL's default path: float32 weights, transformers' generate (TRL's default mixed precision and the
-config's checkpointing stay)."""
+BASELINE = ["model.dtype=float32", "training.rollout_backend=transformers", "training.gradient_checkpointing=true",
+            "training.bf16=true"]
+"""TRL's default path: float32 weights, transformers' generate, TRL's defaults for gradient
+checkpointing and mixed precision (bf16 autocast); the config's checkpointing stays."""
 
 
 class TimedTrainer(RTTGRPOTrainer):
