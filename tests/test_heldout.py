@@ -8,6 +8,7 @@ import logging
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from rubrics2tokens.cli.summary import heldout_lines
 from rubrics2tokens.data.dataset import to_trl_dataset
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.scoring.router import RoutingScorer
@@ -87,3 +88,25 @@ def test_collapse_warnings(tmp_path, caplog):
         caplog.clear()
         writer.warn_on_collapse(30, entropy=2.5, truncated=0.9)
         assert "90% of held-out responses hit the length limit" in caplog.text and "entropy" not in caplog.text
+
+
+def _write_heldout(folder, step, all_pass):
+    (folder / "heldout").mkdir(parents=True, exist_ok=True)
+    rows = [{"step": step, "prompt_id": f"p{p}", "sample": s, "families": ["testbed:no_commas"],
+             "verdicts": [passed], "all_pass": passed, "satisfaction": float(passed), "length": 40 + p,
+             "truncated": False, "entropy": 2.0, "tokens": [], "advantages": []}
+            for p, passed in enumerate(all_pass) for s in range(2)]
+    (folder / "heldout" / f"step_{step:06d}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_the_summary_reports_a_change_only_beyond_its_interval(tmp_path):
+    _write_heldout(tmp_path / "gain", 0, [0] * 12)
+    _write_heldout(tmp_path / "gain", 10, [1] * 12)
+    text = "\n".join(heldout_lines(tmp_path / "gain"))
+    assert "12 prompts never trained on, 2 samples each" in text
+    assert "all-pass      0.000 [0.000, 0.000]" in text and "+1.000 [+1.000, +1.000]" in text
+    assert "beyond the 95% interval: all-pass rose, satisfaction rose" in text
+    _write_heldout(tmp_path / "noise", 0, [0, 1] * 6)
+    _write_heldout(tmp_path / "noise", 10, [1, 0] * 6)
+    assert "no held-out change is beyond its 95% interval" in "\n".join(heldout_lines(tmp_path / "noise"))
+    assert "no evaluation was run" in heldout_lines(tmp_path / "none")[0]
