@@ -13,3 +13,11 @@ from tiny_model import build_tiny_model  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_relevance_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """An untrained relevance model on the tiny backbone, for runs with relevance_source 'model'."""
+    from rubrics2tokens.relevance.model import RelevanceModel
+
+    return RelevanceModel.from_backbone(str(tiny_model_dir)).save(tmp_path_factory.mktemp("tiny-relevance"))

@@ -48,7 +48,8 @@ def judged_rows(tmp_path_factory) -> Path:
     return folder
 
 
-def launch_paper_config(launch_file: str, tiny_model_dir: Path, data: Path, output: Path) -> dict:
+def launch_paper_config(launch_file: str, tiny_model_dir: Path, tiny_relevance_dir: Path, data: Path,
+                        output: Path) -> dict:
     """Two steps of the paper config on two processes; returns the judge server's request count and the run's
     per-step log records."""
     with JudgeServer() as server:
@@ -58,7 +59,7 @@ def launch_paper_config(launch_file: str, tiny_model_dir: Path, data: Path, outp
                     "training.max_steps=2", "training.save_steps=2", "training.per_device_train_batch_size=2",
                     "training.gradient_accumulation_steps=1", "training.num_generations=4",
                     "training.max_completion_length=16", "training.use_vllm=false",
-                    "training.relevance_source=oracle",  # the relevance model's own path is test_shipped_configs'
+                    f"training.relevance_model={tiny_relevance_dir}",  # relevance_source stays 'model'
                     f"scoring.judge.base_url={server.base_url}", f"scoring.judge.cache_path={output / 'judge.sqlite'}",
                     "scoring.judge.backoff_base_s=0.05"]
         result = subprocess.run(
@@ -83,8 +84,8 @@ def check_two_judged_steps(run: dict) -> None:
     assert steps[-1]["judge/retries"] > 0 and steps[-1]["judge/unknown"] == 0
 
 
-def test_ddp_launch_file_trains_two_steps_on_two_processes(tiny_model_dir, judged_rows, tmp_path):
-    run = launch_paper_config("ddp.yaml", tiny_model_dir, judged_rows, tmp_path / "ddp")
+def test_ddp_launch_file_trains_two_steps_on_two_processes(tiny_model_dir, tiny_relevance_dir, judged_rows, tmp_path):
+    run = launch_paper_config("ddp.yaml", tiny_model_dir, tiny_relevance_dir, judged_rows, tmp_path / "ddp")
     check_two_judged_steps(run)
     checkpoint = tmp_path / "ddp" / "checkpoint-2"
     assert (checkpoint / "optimizer.pt").is_file(), "DDP: one whole optimizer state"
@@ -92,9 +93,10 @@ def test_ddp_launch_file_trains_two_steps_on_two_processes(tiny_model_dir, judge
 
 
 @pytest.mark.parametrize("launch_file", ["zero2.yaml", "zero3.yaml"])
-def test_deepspeed_launch_files_shard_the_optimizer_over_two_processes(launch_file, tiny_model_dir, judged_rows,
-                                                                       tmp_path):
-    run = launch_paper_config(launch_file, tiny_model_dir, judged_rows, tmp_path / "ds")
+def test_deepspeed_launch_files_shard_the_optimizer_over_two_processes(launch_file, tiny_model_dir, tiny_relevance_dir,
+                                                                       judged_rows, tmp_path):
+    # ZeRO-3 also checks that the relevance model loads whole: partitioned by zero.Init, its first forward failed
+    run = launch_paper_config(launch_file, tiny_model_dir, tiny_relevance_dir, judged_rows, tmp_path / "ds")
     check_two_judged_steps(run)
     shards = sorted(path.name for path in (tmp_path / "ds" / "checkpoint-2" / "global_step2").glob("*optim_states.pt"))
     assert len(shards) == 2 and "rank_0" in shards[0] and "rank_1" in shards[1], shards

@@ -17,7 +17,6 @@ import yaml
 from rubrics2tokens.cli.train import build_trainer
 from rubrics2tokens.config import load_run_config, read_config_tree
 from rubrics2tokens.data.hir import HUB_DATASET
-from rubrics2tokens.relevance.model import RelevanceModel
 from rubrics2tokens.relevance.sources import ModelRelevance
 from rubrics2tokens.relevance.training import build_model, load_training_config
 from rubrics2tokens.study.spec import load_study, write_run_configs
@@ -55,12 +54,6 @@ def config_kind(path: Path) -> str:
     if set(tree) <= RUN_SECTIONS:
         return "run"
     raise AssertionError(f"{path}: a config of a kind this test does not know (keys {sorted(tree)}); teach it")
-
-
-@pytest.fixture(scope="module")
-def tiny_relevance_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """An (untrained) relevance model on the tiny backbone, for configs with relevance_source 'model'."""
-    return RelevanceModel.from_backbone(str(tiny_model_dir)).save(tmp_path_factory.mktemp("tiny-relevance"))
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -25,6 +26,21 @@ def cache_key(model: str, question: JudgeQuestion) -> str:
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+def _switch_to_wal(connection: sqlite3.Connection) -> None:
+    """Put the file in WAL mode. On a fresh file this fails at once with "database is locked" (sqlite calls
+    no busy handler here) when another process opens the file at the same moment, as every rank of a
+    multi-process run does at its start (18 of 300 opens in 150 two-process starts failed): retry it."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class VerdictCache:
     """``lookup(keys) -> {key: verdict}`` for the keys it knows; ``store({key: verdict})``."""
 
@@ -35,7 +51,7 @@ class VerdictCache:
         self._connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, check_same_thread=False)
         self._lock = threading.Lock()
         with self._lock, self._connection:
-            self._connection.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(self._connection)
             self._connection.execute(
                 "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, passed INTEGER NOT NULL)")
 

@@ -19,10 +19,11 @@ weights, the tokenizer and ``relevance_config.json`` (template, window settings)
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedTokenizerBase
@@ -99,7 +100,8 @@ class RelevanceModel:
             raise FileNotFoundError(f"{directory} is not a relevance-model checkpoint (no {CONFIG_FILE})")
         config = RelevanceModelConfig(**json.loads(config_path.read_text(encoding="utf-8")))
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForTokenClassification.from_pretrained(directory, num_labels=1, dtype=dtype)
+        with _loaded_whole():
+            model = AutoModelForTokenClassification.from_pretrained(directory, num_labels=1, dtype=dtype)
         return cls(model, tokenizer, config)
 
     def save(self, directory: str | Path) -> Path:
@@ -187,6 +189,21 @@ class RelevanceModel:
             attention[row, : len(ids)] = 1
         logits = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits[..., 0]
         return torch.sigmoid(logits.float()).cpu()
+
+
+@contextlib.contextmanager
+def _loaded_whole() -> Iterator[None]:
+    """Load outside DeepSpeed ZeRO-3. Under a ZeRO-3 run (its config registered by TrainingArguments),
+    `from_pretrained` partitions the weights over the processes (zero.Init), which only a DeepSpeed engine can
+    run ("'weight' must be 2-D" at the first forward); the relevance model runs on its own in every process."""
+    from transformers.integrations import deepspeed
+
+    registered = deepspeed._hf_deepspeed_config_weak_ref  # transformers has no public getter for it
+    deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        deepspeed._hf_deepspeed_config_weak_ref = registered
 
 
 def _special_tokens_around(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
