@@ -8,6 +8,7 @@ here until this test learns it. configs/accelerate/ holds accelerate's launch fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from rubrics2tokens.cli.train import build_trainer
-from rubrics2tokens.config import load_run_config, read_config_tree
+from rubrics2tokens.config import RunConfig, load_run_config, read_config_tree
 from rubrics2tokens.data.hir import HUB_DATASET
 from rubrics2tokens.relevance.sources import ModelRelevance
 from rubrics2tokens.relevance.training import build_model, load_training_config
@@ -25,7 +26,7 @@ from tests_paths import REPO
 
 CONFIGS = REPO / "configs"
 LAUNCH_FILES = CONFIGS / "accelerate"
-RUN_SECTIONS = {"model", "data", "scoring", "training"}
+RUN_SECTIONS = {section.name for section in dataclasses.fields(RunConfig)}
 SHIPPED = sorted(path for path in CONFIGS.rglob("*.yaml") if LAUNCH_FILES not in path.parents)
 
 PAPER_POLICIES = {  # config name -> Hub id (method.md §7)
