@@ -1,9 +1,9 @@
 """The shipped accelerate launch files start real multi-process runs of a paper config, at toy size on the CPU.
 
 `accelerate launch --config_file configs/accelerate/<file> --num_processes 2` trains Qwen3-4B's paper config for
-two steps with the policy swapped for the tiny local model, on the HIR sample's type4 rows (sandboxed dataset
-rules and judge rubrics), against the fault-injecting judge server (tests/judge_server.py): every judge question
-first gets an HTTP 500, then its answer.
+two steps with the policy swapped for the tiny local model, on one HIR sample row with two sandboxed dataset
+rules and one judge rubric, against the fault-injecting judge server (tests/judge_server.py), which answers
+the run's first question with an HTTP 500.
 
 What runs here: DDP (ddp.yaml; on CPUs torch's gloo backend), DeepSpeed ZeRO-2 and ZeRO-3 (DeepSpeed's CPU
 accelerator). What cannot: FSDP, which accelerate enables only on GPUs (on a CPU it silently falls back to
@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -30,34 +32,34 @@ PAPER_CONFIG = REPO / "configs" / "paper" / "qwen3-4b-instruct-2507.yaml"
 SAMPLE = REPO / "data" / "samples" / "hir_sample.jsonl"
 
 
+JUDGED_ROW = "hir-sample-08"  # type4: two '[rule]' items (sandboxed dataset code) and one '[llm]' item (the judge)
+STEPS, COMPLETIONS_PER_STEP = 2, 4
+
+
 @pytest.fixture(scope="module")
 def judged_rows(tmp_path_factory) -> Path:
-    """The sample's type4 rows (each has judge rubrics) as a dataset folder for data.source 'hub'; every judge
-    rubric carries the server's [500x1] marker: one HTTP 500, then the answer."""
-    rows = []
-    for line in SAMPLE.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if row["source"] != "type4":
-            continue
-        for rubric, checker in zip(row["rubrics"], row["ground_truth"]["checker"]):
-            if checker.startswith("[llm]"):
-                rubric["description"] += " [500x1]"
-        rows.append(row)
+    """That row as a dataset folder for data.source 'hub'; its judge rubric carries the server's [500x1] marker:
+    an HTTP 500 for the first question about it, then answers."""
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    (row,) = [row for row in rows if row["id"] == JUDGED_ROW]
+    checkers = row["ground_truth"]["checker"]
+    assert [checker.split()[0] for checker in checkers] == ["[rule]", "[rule]", "[llm]"]
+    row["rubrics"][2]["description"] += " [500x1]"
     folder = tmp_path_factory.mktemp("judged-rows")
-    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    (folder / "train.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
     return folder
 
 
 def launch_paper_config(launch_file: str, tiny_model_dir: Path, tiny_relevance_dir: Path, data: Path,
                         output: Path) -> dict:
-    """Two steps of the paper config on two processes; returns the judge server's request count and the run's
-    per-step log records."""
+    """Two steps of the paper config on two processes; returns the judge server's request count, the number of
+    verdicts in the judge's cache and the run's per-step log records."""
     with JudgeServer() as server:
         # 2 completions per process and 4 per prompt: one process alone could not form a group (TRL refuses a
         # generation batch that num_generations does not divide), so the run proves both processes take part.
         toy_size = [f"model.name_or_path={tiny_model_dir}", f"data.path={data}", f"training.output_dir={output}",
-                    "training.max_steps=2", "training.save_steps=2", "training.per_device_train_batch_size=2",
-                    "training.gradient_accumulation_steps=1", "training.num_generations=4",
+                    f"training.max_steps={STEPS}", "training.save_steps=2", "training.per_device_train_batch_size=2",
+                    "training.gradient_accumulation_steps=1", f"training.num_generations={COMPLETIONS_PER_STEP}",
                     "training.max_completion_length=16", "training.use_vllm=false",
                     f"training.relevance_model={tiny_relevance_dir}",  # relevance_source stays 'model'
                     f"scoring.judge.base_url={server.base_url}", f"scoring.judge.cache_path={output / 'judge.sqlite'}",
@@ -72,16 +74,19 @@ def launch_paper_config(launch_file: str, tiny_model_dir: Path, tiny_relevance_d
         requests = server.requests
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
-    return {"judge_requests": requests, "steps": [record for record in records if "rubrics/satisfaction" in record]}
+    with closing(sqlite3.connect(output / "judge.sqlite")) as cache:
+        (cached,) = cache.execute("SELECT COUNT(*) FROM verdicts").fetchone()
+    return {"judge_requests": requests, "cached_verdicts": cached,
+            "steps": [record for record in records if "rubrics/satisfaction" in record]}
 
 
 def check_two_judged_steps(run: dict) -> None:
-    steps = run["steps"]
-    assert [record["step"] for record in steps] == [1, 2]
-    assert run["judge_requests"] > 0
-    for record in steps:
-        assert record["rubrics/known_frac"] == 1.0, "every rubric got a verdict: the 500s were retried"
-    assert steps[-1]["judge/retries"] > 0 and steps[-1]["judge/unknown"] == 0
+    assert [record["step"] for record in run["steps"]] == [1, 2]
+    # One judge question per completion, from both processes into one cache. Only definite verdicts are cached:
+    # all of them there means the question that got the 500 was asked again and answered.
+    assert run["cached_verdicts"] == STEPS * COMPLETIONS_PER_STEP
+    assert run["judge_requests"] == STEPS * COMPLETIONS_PER_STEP + 1, "one injected 500, one retry"
+    assert all(record["rubrics/known_frac"] == 1.0 for record in run["steps"])
 
 
 def test_ddp_launch_file_trains_two_steps_on_two_processes(tiny_model_dir, tiny_relevance_dir, judged_rows, tmp_path):
