@@ -51,14 +51,14 @@ def judged_rows(tmp_path_factory) -> Path:
 
 
 def launch_paper_config(launch_file: str, tiny_model_dir: Path, tiny_relevance_dir: Path, data: Path,
-                        output: Path) -> dict:
-    """Two steps of the paper config on two processes; returns the judge server's request count, the number of
-    verdicts in the judge's cache and the run's per-step log records."""
+                        output: Path, steps: int = STEPS, resume: bool = False) -> dict:
+    """The paper config on two processes, a checkpoint every 2 steps; returns the judge server's request count,
+    the number of verdicts in the judge's cache and the run's per-step log records."""
     with JudgeServer() as server:
         # 2 completions per process and 4 per prompt: one process alone could not form a group (TRL refuses a
         # generation batch that num_generations does not divide), so the run proves both processes take part.
         toy_size = [f"model.name_or_path={tiny_model_dir}", f"data.path={data}", f"training.output_dir={output}",
-                    f"training.max_steps={STEPS}", "training.save_steps=2", "training.per_device_train_batch_size=2",
+                    f"training.max_steps={steps}", "training.save_steps=2", "training.per_device_train_batch_size=2",
                     "training.gradient_accumulation_steps=1", f"training.num_generations={COMPLETIONS_PER_STEP}",
                     "training.max_completion_length=16", "training.use_vllm=false",
                     f"training.relevance_model={tiny_relevance_dir}",  # relevance_source stays 'model'
@@ -67,7 +67,7 @@ def launch_paper_config(launch_file: str, tiny_model_dir: Path, tiny_relevance_d
         result = subprocess.run(
             [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(LAUNCH_FILES / launch_file),
              "--num_processes", "2", "--main_process_port", str(unused_port()),
-             "-m", "rubrics2tokens.cli.main", "train", str(PAPER_CONFIG), *toy_size],
+             "-m", "rubrics2tokens.cli.main", "train", str(PAPER_CONFIG), *toy_size, *(["--resume"] if resume else [])],
             capture_output=True, text=True, timeout=600,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
                  "NLTK_DATA": str(SHARED_DATA / "nltk_data_en")})
@@ -89,12 +89,16 @@ def check_two_judged_steps(run: dict) -> None:
     assert all(record["rubrics/known_frac"] == 1.0 for record in run["steps"])
 
 
-def test_ddp_launch_file_trains_two_steps_on_two_processes(tiny_model_dir, tiny_relevance_dir, judged_rows, tmp_path):
+def test_ddp_launch_file_trains_on_two_processes_and_resumes(tiny_model_dir, tiny_relevance_dir, judged_rows, tmp_path):
     run = launch_paper_config("ddp.yaml", tiny_model_dir, tiny_relevance_dir, judged_rows, tmp_path / "ddp")
     check_two_judged_steps(run)
     checkpoint = tmp_path / "ddp" / "checkpoint-2"
     assert (checkpoint / "optimizer.pt").is_file(), "DDP: one whole optimizer state"
     assert {path.name for path in checkpoint.glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
+
+    resumed = launch_paper_config("ddp.yaml", tiny_model_dir, tiny_relevance_dir, judged_rows, tmp_path / "ddp",
+                                  steps=STEPS + 1, resume=True)
+    assert [record["step"] for record in resumed["steps"]] == [1, 2, 3], "both processes resumed at step 2"
 
 
 @pytest.mark.parametrize("launch_file", ["zero2.yaml", "zero3.yaml"])
