@@ -53,7 +53,7 @@ def _stop_on_sigterm(*_: Any) -> None:
 
 def _study(args: argparse.Namespace) -> None:
     from rubrics2tokens.study import load_study, run_study
-    from rubrics2tokens.study.runner import run_state, train_command
+    from rubrics2tokens.study.runner import StudyBusyError, run_state
     from rubrics2tokens.study.spec import write_run_configs
 
     study = load_study(args.study, args.out)
@@ -61,11 +61,15 @@ def _study(args: argparse.Namespace) -> None:
         states = {run: run_state(run) for run in study.runs}
         write_run_configs(study, started={run.folder for run, state in states.items() if state != "new"})
         for run in study.runs:
-            print(f"{run.name:32s} {states[run]:12s} {' '.join(train_command(run, states[run] == 'interrupted'))}")
+            print(f"{run.name:32s} {states[run]:12s} rtt train {run.config_path}"
+                  f"{' --resume' if states[run] == 'interrupted' else ''}")
         print(f"{len(study.runs)} runs; every config checked; nothing trained (--dry-run)")
         return
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    failed = run_study(study, jobs=args.jobs, keep_checkpoints=args.keep_checkpoints)
+    try:
+        failed = run_study(study, jobs=args.jobs, keep_checkpoints=args.keep_checkpoints)
+    except StudyBusyError as error:
+        raise SystemExit(f"rtt study: error: {error}") from None
     try:
         _print_report(study.output_dir)
     except FileNotFoundError as error:  # no run got as far as its first log record

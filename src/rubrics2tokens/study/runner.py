@@ -2,18 +2,20 @@
 
 A run's folder tells its state: ``finished.json`` (written here once `rtt train` exited 0 and left
 ``final/``) means done, and the run is skipped; a ``checkpoint-*`` folder means interrupted, and the run
-continues with ``--resume``; anything else starts fresh. So after a kill the same command runs only
-what is not finished, and nothing finished is repeated. Every attempt appends its wall time and exit
+continues with ``--resume`` (a checkpoint whose save a kill cut short is removed first); anything else
+starts fresh. So after a kill the same command runs only what is not finished, and nothing finished is
+repeated. Every attempt appends its wall time and exit
 code to ``attempts.jsonl`` (one line as it starts, one as it ends) and its output to ``train.log`` in
 the run's folder. A finished run's checkpoints are deleted unless kept (its model is in ``final/``).
 
 A child dies with the study (Linux: ``PR_SET_PDEATHSIG``): a killed study leaves no orphan run that would
-race the resumed one in the same folder.
+race the resumed one in the same folder; and one study at a time trains in a folder (a lock file).
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import shutil
@@ -21,9 +23,10 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -32,6 +35,8 @@ from rubrics2tokens.study.spec import PlannedRun, Study, write_run_configs
 FINISHED = "finished.json"
 ATTEMPTS = "attempts.jsonl"
 LOG = "train.log"
+LOCK = ".study.lock"  # held by the study training in a folder
+CHECKPOINT_COMPLETE = "trainer_state.json"  # the last file the Trainer writes into a checkpoint
 POLL_S = 0.5
 STOP_GRACE_S = 30.0  # how long a run may take to stop after SIGTERM before it is killed
 
@@ -44,6 +49,32 @@ def is_finished(folder: Path) -> bool:
 
 def last_checkpoint(folder: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def drop_incomplete_checkpoints(folder: Path, echo: Echo) -> None:
+    """Remove checkpoints without trainer_state.json: the Trainer writes that file last, so such a folder
+    is a save cut short by a kill, and resuming from it would fail."""
+    for checkpoint in sorted(folder.glob("checkpoint-*")):
+        if checkpoint.is_dir() and not (checkpoint / CHECKPOINT_COMPLETE).is_file():
+            echo(f"{checkpoint}: an incomplete checkpoint (its save was cut short); removed")
+            shutil.rmtree(checkpoint)
+
+
+class StudyBusyError(RuntimeError):
+    """Another `rtt study` is training in the same folder."""
+
+
+@contextmanager
+def study_lock(output_dir: Path) -> Iterator[None]:
+    """Hold the study folder for this process (released when it exits, however it exits)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with (output_dir / LOCK).open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StudyBusyError(f"another rtt study is training in {output_dir}; wait for it or stop it "
+                                 "(its runs resume when you rerun the command)") from None
+        yield
 
 
 def run_state(run: PlannedRun) -> str:
@@ -157,18 +188,23 @@ def run_study(study: Study, jobs: int = 1, keep_checkpoints: bool = False, echo:
     """Train every run of ``study`` that is not finished; return the runs that failed (empty: all done)."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    states = {run: run_state(run) for run in study.runs}
-    write_run_configs(study, started={run.folder for run, state in states.items() if state != "new"})
-    pending = [run for run in study.runs if states[run] != "finished"]
-    finished = len(study.runs) - len(pending)
-    echo(f"study {study.path}: {len(study.runs)} runs in {study.output_dir}/ ({finished} finished, "
-         f"{len(pending)} to run, {jobs} at a time)")
+    with study_lock(study.output_dir):
+        states = {run: run_state(run) for run in study.runs}
+        write_run_configs(study, started={run.folder for run, state in states.items() if state != "new"})
+        pending = [run for run in study.runs if states[run] != "finished"]
+        echo(f"study {study.path}: {len(study.runs)} runs in {study.output_dir}/ ({len(study.runs) - len(pending)} "
+             f"finished, {len(pending)} to run, {jobs} at a time)")
+        return _train(pending, jobs, keep_checkpoints, echo)
+
+
+def _train(pending: list[PlannedRun], jobs: int, keep_checkpoints: bool, echo: Echo) -> list[PlannedRun]:
     running: list[_Attempt] = []
     failed: list[PlannedRun] = []
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 run = pending.pop(0)
+                drop_incomplete_checkpoints(run.folder, echo)
                 resume = run_state(run) == "interrupted"
                 running.append(_Attempt(run, resume, jobs))
                 how = f"resuming from {Path(last_checkpoint(run.folder)).name}" if resume else "starting"
