@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rubrics2tokens.data.hir import muldimif_verifier_id, parse_hir_row
+from rubrics2tokens.data.hir import load_hir_hub, muldimif_verifier_id, parse_hir_row
 from rubrics2tokens.data.schema import DataError, load_prompt_rows, write_prompt_rows
 from rubrics2tokens.scoring.router import RoutingScorer
 from rubrics2tokens.verifiers.registry import DATASET_RULE_ID
@@ -55,6 +55,13 @@ def test_muldimif_ids_follow_the_official_checker_table():
 def test_written_rows_reload_unchanged(sample_rows, tmp_path):
     path = write_prompt_rows(sample_rows.values(), tmp_path / "out.jsonl")
     assert {row.id: row for row in load_prompt_rows(path)} == sample_rows
+
+
+def test_the_hub_loader_reads_a_dataset_folder_as_the_file_loader_reads_the_file(sample_rows, tmp_path):
+    """`datasets` gives every record every column of the file (the sample mixes 'rubrics' and 'criteria'
+    records): a column a record lacks arrives as None and must read as absent."""
+    (tmp_path / "train.jsonl").write_text(SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    assert {row.id: row for row in load_hir_hub(str(tmp_path))} == sample_rows
 
 
 def test_thirty_rubrics_are_all_kept():
