@@ -1,31 +1,30 @@
-"""Run configuration: a YAML file mapped onto dataclasses, with ``key=value`` overrides.
+"""Run configuration of `rtt train`: the sections of a run's YAML file as dataclasses.
 
 Every section is a dataclass whose fields are documented in their ``metadata["help"]``; the README's
-config reference is written from them. Unknown keys and ill-typed values are errors that name the
-file and the key.
+config reference is written from them. The YAML-to-dataclass machinery (strict keys, checked types,
+``key=value`` overrides) is `rubrics2tokens.yaml_config`. This module holds `RTTConfig` as its
+``training`` section, so it sits above the trainer package: nothing the trainer imports may import it
+(the relevance-training config reads its YAML through `rubrics2tokens.yaml_config` directly).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
-import yaml
 
 from rubrics2tokens.judge import JudgeConfig
 from rubrics2tokens.models.loading import DEFAULT_POLICY
 from rubrics2tokens.scoring.router import MODES
 from rubrics2tokens.trainer.config import RTTConfig
+from rubrics2tokens.yaml_config import ConfigError, build_config, read_config_tree
 
-
-class ConfigError(ValueError):
-    """A problem in a run configuration; the message names the file and the key."""
+__all__ = ["ConfigError", "DataConfig", "ModelConfig", "RunConfig", "ScoringConfig", "TestbedConfig",
+           "build_config", "describe", "load_run_config", "read_config_tree"]
 
 
 @dataclass
@@ -81,131 +80,6 @@ class RunConfig:
     training: RTTConfig = field(default_factory=lambda: RTTConfig(output_dir="runs/rtt"), metadata={
         "help": "Every TRL GRPOConfig field plus the RTT fields (see `RTTConfig`); output_dir defaults to "
                 "runs/rtt and use_cpu to true when no GPU is visible."})
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# YAML -> dataclasses
-
-
-_SCALARS: dict[type, tuple[str, Any]] = {
-    bool: ("true or false", lambda value: isinstance(value, bool)),
-    int: ("an integer", lambda value: isinstance(value, int) and not isinstance(value, bool)),
-    str: ("a string", lambda value: isinstance(value, str)),
-}
-
-
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value) if isinstance(value, (int, float, str)) else None
-    except ValueError:
-        return None
-
-
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Check ``value`` against a simple annotation, converting where YAML is loose ("1e-6" is a string
-    in YAML 1.1; an int where a float is expected). Complex annotations pass through unchecked."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: {value!r} does not match {annotation}")
-    if annotation is float:
-        number = _as_number(value)
-        if number is None:
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return number
-    if annotation in _SCALARS:
-        expected, accepts = _SCALARS[annotation]
-        if not accepts(value):
-            raise ConfigError(f"{key}: expected {expected}, got {value!r}")
-        return value
-    if origin is list and isinstance(value, list):
-        (item_type,) = typing.get_args(annotation) or (Any,)
-        return [_coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
-    if origin is list:
-        raise ConfigError(f"{key}: expected a list, got {value!r}")
-    return value
-
-
-def _suggest(key: str, known: dict) -> str:
-    close = difflib.get_close_matches(key, list(known), n=3)
-    if close:
-        return f"did you mean {' or '.join(repr(c) for c in close)}?"
-    if len(known) <= 12:
-        return f"valid keys: {', '.join(sorted(known))}"
-    return "see the configuration reference in README.md"
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'the config'}: expected a mapping of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        where = f" in '{prefix}'" if prefix else ""
-        hints_text = "; ".join(_suggest(key, known) for key in unknown)
-        raise ConfigError(f"unknown key(s) {', '.join(repr(k) for k in unknown)}{where} ({hints_text})")
-    values = {}
-    for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else name
-        annotation = hints[name]
-        if dataclasses.is_dataclass(annotation):
-            values[name] = _build(annotation, value, key)
-        else:
-            values[name] = _coerce(value, annotation, key)
-    try:
-        return cls(**values)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"{prefix or 'config'}: {error}") from None
-
-
-def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = tree
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {dotted}: '{part}' is not a section")
-    node[leaf] = value
-
-
-def read_config_tree(path: str | Path, overrides: Sequence[str] = ()) -> dict:
-    """The YAML mapping of a config file with ``key=value`` overrides applied (``section.key=value`` for a
-    nested key; values parsed as YAML)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}") from None
-    for override in overrides:
-        if "=" not in override:
-            raise ConfigError(f"override {override!r} must look like key=value (section.key=value when nested)")
-        dotted, raw = override.split("=", 1)
-        _set_dotted(tree, dotted.strip(), yaml.safe_load(raw))
-    return tree
-
-
-def build_config(cls: type, tree: dict, path: str | Path) -> Any:
-    """The dataclass ``cls`` from a config mapping; errors name the file and the key."""
-    try:
-        return _build(cls, tree, "")
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
 
 
 def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:

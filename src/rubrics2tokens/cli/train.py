@@ -1,4 +1,4 @@
-"""`rtt train`: build model, data, scorer, relevance source and trainer from a run config, then train."""
+"""`rtt train`: build the trainer from a run config (`rubrics2tokens.builder`), train, resume, summarize."""
 
 from __future__ import annotations
 
@@ -6,35 +6,17 @@ import json
 import logging
 from pathlib import Path
 
-from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
+from rubrics2tokens.builder import (JsonlMetrics, METRICS_FILE, build_rows,  # noqa: F401 (moved; re-exported)
+                                    build_trainer)
 from rubrics2tokens.config import RunConfig
-from rubrics2tokens.data.dataset import to_trl_dataset
-from rubrics2tokens.data.schema import PromptRow, load_prompt_rows, read_jsonl
-from rubrics2tokens.data.synthetic import generate_rows
-from rubrics2tokens.models.loading import load_policy
-from rubrics2tokens.scoring.router import scorer_from_config
-from rubrics2tokens.trainer.rtt_grpo import RTTGRPOTrainer
-from rubrics2tokens.verifiers.sandbox import SandboxLimits, allow_dataset_code
+from rubrics2tokens.data.schema import read_jsonl
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
 PASS_RATE_KEYS = ("rubrics/satisfaction", "rubrics/all_pass")
 RTT_PHASES = ("scoring", "relevance", "advantages")  # logged as rtt/time/<phase>_s
-
-
-class JsonlMetrics(TrainerCallback):
-    """Appends every log record (one per logging step) to ``output_dir/metrics.jsonl``."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs:
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")
 
 
 def _drop_records_after(path: Path, step: int) -> None:
@@ -44,28 +26,6 @@ def _drop_records_after(path: Path, step: int) -> None:
     kept = [line for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip() and json.loads(line).get("step", 0) <= step]
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def build_rows(config: RunConfig) -> list[PromptRow]:
-    if config.data.source == "file":
-        return load_prompt_rows(config.data.path)
-    testbed = config.data.testbed
-    return generate_rows(testbed.num_prompts, seed=testbed.seed, min_rubrics=testbed.min_rubrics,
-                         max_rubrics=testbed.max_rubrics, families=testbed.families)
-
-
-def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGRPOTrainer) -> RTTGRPOTrainer:
-    args = config.training
-    rows = build_rows(config)
-    model, tokenizer = load_policy(config.model.name_or_path, dtype=config.model.dtype)
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    scoring = config.scoring
-    allow_dataset_code(scoring.allow_dataset_code, SandboxLimits(scoring.rule_timeout_s, scoring.rule_memory_mb,
-                                                                 scoring.rule_workers))
-    scorer = scorer_from_config(scoring.mode, scoring.judge)
-    return trainer_class(model=model, scorer=scorer, args=args, train_dataset=to_trl_dataset(rows),
-                          processing_class=tokenizer, callbacks=[JsonlMetrics(output_dir / METRICS_FILE)])
 
 
 def logged_values(records: list[dict], key: str) -> list[float]:
