@@ -61,7 +61,8 @@ def test_a_killed_run_resumes_without_losing_a_completed_step(tiny_model_dir, tm
 
     resumed = rtt("train", str(config), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "rubrics/satisfaction: first step" in resumed.stdout
+    assert "held-out: 16 prompts never trained on" in resumed.stdout and "step 6" in resumed.stdout
+    assert {"step_000000.jsonl", "step_000006.jsonl"} <= {path.name for path in (output / "heldout").iterdir()}
     assert logged_steps(output) == [1, 2, 3, 4, 5, 6]
     state = json.loads((output / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["global_step"] == 6
@@ -92,7 +93,8 @@ def test_data_testbed_command_writes_loadable_rows(tmp_path):
 def test_two_real_rtt_steps_with_the_default_policy(tmp_path):
     """SmolLM2-135M-Instruct (embedded), the demo config shrunk to two short steps."""
     result = rtt("train", str(REPO / "configs" / "demo.yaml"), f"training.output_dir={tmp_path / 'demo'}",
-                 "training.max_steps=2", "training.max_completion_length=24", "training.save_steps=10")
+                 "training.max_steps=2", "training.max_completion_length=24", "training.save_steps=10",
+                 "eval.num_prompts=2")
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (tmp_path / "demo" / "metrics.jsonl").read_text().splitlines()]
     steps = [record for record in records if "rubrics/satisfaction" in record]
@@ -102,6 +104,10 @@ def test_two_real_rtt_steps_with_the_default_policy(tmp_path):
         assert "rtt/token_adv/abs_mean" in record and "entropy" in record
         assert "completions/mean_length" in record and "completions/clipped_ratio" in record
     assert any(record["rtt/token_adv/abs_mean"] > 0 for record in steps), "the oracle token term gave no signal"
+    heldout = [record for record in records if "heldout/satisfaction" in record]
+    assert [record["step"] for record in heldout] == [0, 2]
+    assert all("heldout/entropy" in record and "heldout/truncated_frac" in record for record in heldout)
+    assert "held-out: 2 prompts never trained on, 2 samples each" in result.stdout
 
 
 def test_hir_sample_trains_with_hybrid_scoring_against_a_judge_server(tiny_model_dir, tmp_path):

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from rubrics2tokens.config import RunConfig
+from rubrics2tokens.config import ConfigError, RunConfig
 from rubrics2tokens.data.dataset import to_trl_dataset
+from rubrics2tokens.data.hir import load_hir_hub
 from rubrics2tokens.data.schema import PromptRow, load_prompt_rows
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.models.loading import load_policy
 from rubrics2tokens.scoring.router import scorer_from_config
+from rubrics2tokens.trainer.heldout import heldout_name
 from rubrics2tokens.trainer.rtt_grpo import RTTGRPOTrainer
 from rubrics2tokens.verifiers.sandbox import SandboxLimits, allow_dataset_code
 
@@ -25,23 +27,45 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class JsonlMetrics(TrainerCallback):
-    """Appends every log record (one per logging step) to ``output_dir/metrics.jsonl``."""
+    """Appends every log record (one per logging step) to ``output_dir/metrics.jsonl``; TRL's ``eval_*``
+    metrics of a held-out evaluation are written under their ``heldout/*`` names (`heldout_name`)."""
 
     def __init__(self, path: Path):
         self.path = path
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
+            record = {"step": state.global_step, **{heldout_name(key): value for key, value in logs.items()}}
             with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+                handle.write(json.dumps(record) + "\n")
 
 
 def build_rows(config: RunConfig) -> list[PromptRow]:
     if config.data.source == "file":
         return load_prompt_rows(config.data.path)
+    if config.data.source == "hub":
+        return load_hir_hub(config.data.path)
+    return _testbed_rows(config, config.data.testbed.num_prompts, config.data.testbed.seed)
+
+
+def build_heldout_rows(config: RunConfig, train_rows: list[PromptRow]) -> list[PromptRow] | None:
+    """The held-out prompts (None when ``eval.source`` is none), without any prompt the run trains on."""
+    if config.eval.source == "none":
+        return None
+    rows = (load_prompt_rows(config.eval.path) if config.eval.source == "file"
+            else _testbed_rows(config, config.eval.num_prompts, config.eval.seed))
+    trained = {row.prompt for row in train_rows}
+    rows = [row for row in rows if row.prompt not in trained]
+    if not rows:
+        raise ConfigError("eval: every held-out prompt is also a training prompt; choose another eval.seed or file")
+    return rows
+
+
+def _testbed_rows(config: RunConfig, count: int, seed: int) -> list[PromptRow]:
+    """Testbed prompts with data.testbed's settings, satisfiable within the run's completion limit."""
     testbed = config.data.testbed
-    return generate_rows(testbed.num_prompts, seed=testbed.seed, min_rubrics=testbed.min_rubrics,
-                         max_rubrics=testbed.max_rubrics, families=testbed.families)
+    return generate_rows(count, seed=seed, min_rubrics=testbed.min_rubrics, max_rubrics=testbed.max_rubrics,
+                         families=testbed.families, max_tokens=config.training.max_completion_length)
 
 
 def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGRPOTrainer) -> RTTGRPOTrainer:
@@ -54,5 +78,7 @@ def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGR
     allow_dataset_code(scoring.allow_dataset_code, SandboxLimits(scoring.rule_timeout_s, scoring.rule_memory_mb,
                                                                  scoring.rule_workers))
     scorer = scorer_from_config(scoring.mode, scoring.judge)
+    heldout = build_heldout_rows(config, rows)
     return trainer_class(model=model, scorer=scorer, args=args, train_dataset=to_trl_dataset(rows),
-                          processing_class=tokenizer, callbacks=[JsonlMetrics(output_dir / METRICS_FILE)])
+                         eval_dataset=None if heldout is None else to_trl_dataset(heldout),
+                         processing_class=tokenizer, callbacks=[JsonlMetrics(output_dir / METRICS_FILE)])

@@ -10,12 +10,14 @@ config reference is written from them. The YAML-to-dataclass machinery (strict k
 from __future__ import annotations
 
 import dataclasses
+import enum
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import torch
+from transformers.trainer_utils import IntervalStrategy
 
 from rubrics2tokens.judge import JudgeConfig
 from rubrics2tokens.models.loading import DEFAULT_POLICY
@@ -23,7 +25,7 @@ from rubrics2tokens.scoring.router import MODES
 from rubrics2tokens.trainer.config import RTTConfig
 from rubrics2tokens.yaml_config import ConfigError, build_config, read_config_tree
 
-__all__ = ["ConfigError", "DataConfig", "ModelConfig", "RunConfig", "ScoringConfig", "TestbedConfig",
+__all__ = ["ConfigError", "DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "ScoringConfig", "TestbedConfig",
            "build_config", "describe", "load_run_config", "read_config_tree"]
 
 
@@ -49,9 +51,11 @@ class TestbedConfig:
 @dataclass
 class DataConfig:
     source: str = field(default="testbed", metadata={
-        "help": "'testbed' (generated constraint prompts) or 'file' (a JSONL of prompt rows, HIR-16K schema)."})
+        "help": "'testbed' (generated constraint prompts), 'file' (a JSONL of prompt rows, HIR-16K schema) or "
+                "'hub' (a HIR-16K-format dataset loaded with `datasets`, e.g. sastpg/HIR-16K, split 'train')."})
     path: str | None = field(default=None, metadata={
-        "help": "The JSONL file when source is 'file' (relative paths are relative to the config file)."})
+        "help": "The JSONL file when source is 'file' (relative paths are relative to the config file); the "
+                "dataset id (or a local dataset folder) when source is 'hub'."})
     testbed: TestbedConfig = field(default_factory=TestbedConfig, metadata={
         "help": "Generator settings when source is 'testbed'."})
 
@@ -73,10 +77,31 @@ class ScoringConfig:
 
 
 @dataclass
+class EvalConfig:
+    source: str = field(default="testbed", metadata={
+        "help": "Held-out prompts, never trained on, evaluated before the first step, every `every` steps and after "
+                "the last: 'testbed' (generated with data.testbed's settings and `seed`; rows whose prompt is also "
+                "a training prompt are dropped), 'file' (a JSONL of prompt rows) or 'none' (no held-out evaluation)."})
+    path: str | None = field(default=None, metadata={
+        "help": "The JSONL file when source is 'file' (relative paths are relative to the config file)."})
+    num_prompts: int = field(default=16, metadata={"help": "Held-out testbed prompts (source 'testbed')."})
+    seed: int = field(default=1000, metadata={"help": "Generator seed of the held-out testbed prompts."})
+    samples: int = field(default=2, metadata={
+        "help": "Responses sampled per held-out prompt (TRL's num_generations_eval), with the training sampler and a "
+                "fixed seed per prompt batch, so every evaluation draws the same random numbers."})
+    every: int = field(default=10, metadata={"help": "Steps between held-out evaluations (TRL's eval_steps)."})
+
+
+EVAL_SOURCES = ("testbed", "file", "none")
+EVAL_BATCH_COMPLETIONS = 32  # held-out completions generated at once (rounded to whole prompts)
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "The policy."})
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "Training prompts and rubrics."})
     scoring: ScoringConfig = field(default_factory=ScoringConfig, metadata={"help": "Verdict sources."})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "Held-out evaluation in every run."})
     training: RTTConfig = field(default_factory=lambda: RTTConfig(output_dir="runs/rtt"), metadata={
         "help": "Every TRL GRPOConfig field plus the RTT fields (see `RTTConfig`); output_dir defaults to "
                 "runs/rtt and use_cpu to true when no GPU is visible."})
@@ -96,14 +121,64 @@ def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfi
         raise ConfigError(f"{path}: scoring.mode must be one of {', '.join(MODES)}, got {config.scoring.mode!r}")
     if config.scoring.mode != "verifiers" and not config.scoring.judge.model:
         raise ConfigError(f"{path}: scoring.mode {config.scoring.mode!r} needs scoring.judge.model (and base_url)")
-    if config.data.source not in ("testbed", "file"):
-        raise ConfigError(f"{path}: data.source must be 'testbed' or 'file', got {config.data.source!r}")
+    if config.data.source not in ("testbed", "file", "hub"):
+        raise ConfigError(f"{path}: data.source must be 'testbed', 'file' or 'hub', got {config.data.source!r}")
+    if config.data.source == "hub" and not config.data.path:
+        raise ConfigError(f"{path}: data.path (a dataset id such as sastpg/HIR-16K) is required when data.source "
+                          "is 'hub'")
     if config.data.source == "file":
         if not config.data.path:
             raise ConfigError(f"{path}: data.path is required when data.source is 'file'")
         data_path = Path(config.data.path)
         config.data.path = str(data_path if data_path.is_absolute() else path.parent / data_path)
+    _check_eval(config.eval, path)
+    _schedule_heldout(config)
     return config
+
+
+def _check_eval(evaluation: EvalConfig, path: Path) -> None:
+    if evaluation.source not in EVAL_SOURCES:
+        raise ConfigError(f"{path}: eval.source must be one of {', '.join(EVAL_SOURCES)}, got {evaluation.source!r}")
+    for key in ("num_prompts", "samples", "every"):
+        if getattr(evaluation, key) < 1:
+            raise ConfigError(f"{path}: eval.{key} must be >= 1, got {getattr(evaluation, key)}")
+    if evaluation.source == "file":
+        if not evaluation.path:
+            raise ConfigError(f"{path}: eval.path is required when eval.source is 'file'")
+        eval_path = Path(evaluation.path)
+        evaluation.path = str(eval_path if eval_path.is_absolute() else path.parent / eval_path)
+
+
+def _schedule_heldout(config: RunConfig) -> None:
+    """TRL's evaluation settings from the eval section: before the first step (``eval_on_start``), every
+    ``eval.every`` steps, ``eval.samples`` responses per prompt. Set after `RTTConfig`'s own checks; the eval
+    batch is a whole number of prompts, which is what those checks ask of it."""
+    if config.eval.source == "none":
+        return
+    args = config.training
+    args.do_eval, args.eval_strategy, args.eval_on_start = True, IntervalStrategy.STEPS, True
+    args.eval_steps = config.eval.every
+    args.num_generations_eval = config.eval.samples
+    args.per_device_eval_batch_size = config.eval.samples * max(1, EVAL_BATCH_COMPLETIONS // config.eval.samples)
+
+
+def run_config_tree(config: RunConfig) -> dict:
+    """The config as a YAML-ready mapping: every section in full, and of ``training`` the fields that differ
+    from `RTTConfig`'s defaults (its ~200 TRL fields would bury what the run chose)."""
+    def plain(value):
+        return value.value if isinstance(value, enum.Enum) else value
+
+    def default(f: dataclasses.Field):
+        # from the field, not from a second RTTConfig: building TrainingArguments resets accelerate's state
+        return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+    tree = {name: dataclasses.asdict(getattr(config, name)) for name in ("model", "data", "scoring", "eval")}
+    # Fields that __post_init__ turns into objects (accelerator_config...) are left out: YAML cannot hold them.
+    chosen = {f.name: plain(getattr(config.training, f.name)) for f in dataclasses.fields(RTTConfig)
+              if f.init and plain(getattr(config.training, f.name)) != plain(default(f))
+              and isinstance(plain(getattr(config.training, f.name)), (str, int, float, bool, list, dict, type(None)))}
+    tree["training"] = {"output_dir": config.training.output_dir, **chosen}
+    return tree
 
 
 def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rubrics2tokens.models.loading import MINILM_BACKBONE
-from rubrics2tokens.relevance.model import DEFAULT_TEMPLATE, RelevanceModelConfig
+from rubrics2tokens.relevance.model import DEFAULT_TEMPLATE, VERDICT_TEMPLATE, RelevanceModelConfig
 from rubrics2tokens.yaml_config import ConfigError, build_config, read_config_tree
 
 CAPITAL_MARK = "^"  # precedes every capital letter for tokenizers that lowercase; its own token in BERT vocabularies
@@ -64,7 +64,11 @@ class RelevanceTrainingConfig:
         "help": "Train under bfloat16 autocast (weights and optimizer stay float32): faster on CPUs with AMX and "
                 "on recent GPUs. Evaluation runs as at RL time."})
     template: str = field(default=DEFAULT_TEMPLATE, metadata={
-        "help": "Input template holding the rubric; the response's tokens follow it."})
+        "help": "Input template holding the rubric ({rubric}) and, for a verdict-conditioned model, the verdict "
+                "({verdict}: PASS or FAIL); the response's tokens follow it."})
+    verdict_input: bool = field(default=False, metadata={
+        "help": f"Read the verdict too: the template becomes {VERDICT_TEMPLATE!r} (method.md §5; at RL time the "
+                "verdict is known before relevance runs, and blame and credit flag different tokens)."})
     max_length: int = field(default=512, metadata={
         "help": "Longest model input; longer responses are cut into overlapping windows."})
     window_overlap: float = field(default=0.5, metadata={"help": "Fraction of a window shared with the next."})
@@ -86,7 +90,8 @@ class RelevanceTrainingConfig:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
 
     def model_config(self) -> RelevanceModelConfig:
-        return RelevanceModelConfig(template=self.template, max_length=self.max_length,
+        template = VERDICT_TEMPLATE if self.verdict_input else self.template
+        return RelevanceModelConfig(template=template, max_length=self.max_length,
                                     window_overlap=self.window_overlap, threshold=self.threshold)
 
 

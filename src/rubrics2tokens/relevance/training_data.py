@@ -61,7 +61,7 @@ def build_examples(model: RelevanceModel, pairs: Sequence[LabelledPair]) -> list
     examples = []
     for pair in pairs:
         ids, response_labels = token_labels(model, pair)
-        for encoded in model.encode_pair(pair.rubric, ids):
+        for encoded in model.encode_pair(pair.rubric, ids, pair.verdict):
             labels = [float(IGNORE_INDEX)] * len(encoded.input_ids)
             start, width = encoded.response_start, encoded.window.stop - encoded.window.start
             labels[start:start + width] = response_labels[encoded.window].tolist()
