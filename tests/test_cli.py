@@ -85,7 +85,7 @@ def test_cli_errors_are_one_clear_line(tmp_path):
 def test_data_testbed_command_writes_loadable_rows(tmp_path):
     result = rtt("data", "testbed", "--out", str(tmp_path / "t.jsonl"), "--num-prompts", "5", "--seed", "2")
     assert result.returncode == 0, result.stderr
-    from rubrics2tokens.data.schema import load_prompt_rows
+    from rubrics2tokens.data.row_formats import load_prompt_rows
     assert len(load_prompt_rows(tmp_path / "t.jsonl")) == 5
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from rubrics2tokens.config import ConfigError, RunConfig, describe, load_run_config
 from rubrics2tokens.data.dataset import to_trl_dataset
-from rubrics2tokens.data.schema import DataError, load_prompt_rows, rubrics_from_json
+from rubrics2tokens.data.row_formats import load_prompt_rows
+from rubrics2tokens.data.schema import DataError, rubrics_from_json
 from rubrics2tokens.data.synthetic import generate_rows, write_testbed
 from tests_paths import REPO
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from rubrics2tokens.data.hir import load_hir_hub, muldimif_verifier_id, parse_hir_row
-from rubrics2tokens.data.schema import DataError, load_prompt_rows, write_prompt_rows
+from rubrics2tokens.data.row_formats import load_prompt_rows
+from rubrics2tokens.data.schema import DataError, write_prompt_rows
 from rubrics2tokens.scoring.router import RoutingScorer
 from rubrics2tokens.verifiers.registry import DATASET_RULE_ID
 from tests_paths import REPO, SHARED_DATA

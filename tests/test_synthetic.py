@@ -2,7 +2,7 @@
 
 import pytest
 
-from rubrics2tokens.data.schema import load_prompt_rows
+from rubrics2tokens.data.row_formats import load_prompt_rows
 from rubrics2tokens.data.synthetic import FAMILIES, generate_rows, min_tokens_needed, write_testbed
 from rubrics2tokens.models import DEFAULT_POLICY, load_tokenizer
 from rubrics2tokens.verifiers import rules

@@ -15,7 +15,8 @@ from transformers import TrainerCallback
 from rubrics2tokens.config import ConfigError, RunConfig
 from rubrics2tokens.data.dataset import to_trl_dataset
 from rubrics2tokens.data.hir import load_hir_hub
-from rubrics2tokens.data.schema import PromptRow, load_prompt_rows
+from rubrics2tokens.data.row_formats import load_prompt_rows
+from rubrics2tokens.data.schema import PromptRow
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.models.loading import load_policy
 from rubrics2tokens.scoring.router import scorer_from_config

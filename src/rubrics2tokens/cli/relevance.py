@@ -69,7 +69,7 @@ def add_relevance_commands(subparsers: Any) -> None:
 
 
 def _label(args: argparse.Namespace) -> None:
-    from rubrics2tokens.data.schema import load_prompt_rows
+    from rubrics2tokens.data.row_formats import load_prompt_rows
     from rubrics2tokens.data.synthetic import generate_rows
     from rubrics2tokens.models.loading import load_policy
     from rubrics2tokens.relevance.labels import label_with_verifiers, sample_responses, write_labels

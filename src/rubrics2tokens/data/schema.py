@@ -1,5 +1,8 @@
 """The prompt-row schema (HIR-16K style) and its JSONL reader and writer.
 
+Rows in the HIR-16K dataset's own format are mapped onto this schema by `rubrics2tokens.data.hir`;
+`rubrics2tokens.data.row_formats.load_prompt_rows` reads a file of either kind.
+
 One row is one prompt with its rubric items. On disk a row follows HIR-16K (method.md §7)::
 
     {"id": "...", "messages": [{"role": "user", "content": "..."}], "prompt": "...",
@@ -191,23 +194,6 @@ def append_jsonl(out: TextIO, rows: Iterable[dict[str, Any]]) -> None:
     out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     out.flush()
     os.fsync(out.fileno())
-
-
-def load_prompt_rows(path: str | Path) -> list[PromptRow]:
-    """Read a JSONL file of prompt rows, ours or HIR-16K's; a problem is a `DataError` naming file, row and field."""
-    rows = [_parse_any_row(record, Path(path), number) for number, record in read_jsonl(path)]
-    if not rows:
-        raise DataError(path, 0, "<file>", "no rows")
-    return rows
-
-
-def _parse_any_row(record: Any, path: Path, row: int) -> PromptRow:
-    """A HIR-16K row (``source`` type1-type4) is mapped by `rubrics2tokens.data.hir`; any other is ours."""
-    from rubrics2tokens.data import hir  # hir builds on this module
-
-    if hir.is_hir_record(record):
-        return hir.parse_hir_row(record, path, row)
-    return parse_row(record, path, row)
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
