@@ -82,6 +82,16 @@ def test_the_official_constant_can_replace_unknown(monkeypatch):
     assert muldimif.check_language_english("LOUD", description=description).passed is False
 
 
+@pytest.mark.parametrize("checker, description, response", [
+    ("content_keywords", "The answer must include the keyword 'religion'", "Religions only."),
+    ("length_sentences", "The answer must include at least 3 sentences", "One. Two!"),
+    ("length_paragraphs", "The script must be divided into 3 to 4 paragraphs", "A\n\nB"),
+])
+def test_a_lower_limit_not_reached_blames_the_stop(checker, description, response):
+    verdict = muldimif.CHECKERS[checker](response, description=description)
+    assert (verdict.passed, verdict.spans, verdict.stop) == (False, (), True)
+
+
 def _sliced(response, verdict):
     return [response[start:end] for start, end in verdict.spans]
 
@@ -118,24 +128,24 @@ CASES = [
      False, None),
     ("format_others", "No bullet points", "- one\n- two", False, None),
     ("language_english", "The answer must use capitalized letters for each word", "Hello World 42", True,
-     ["Hello World 42"]),
+     []),  # a global property that held credits nothing (method.md §5)
     ("language_english", "The answer must use capitalized letters for each word", "Hello big world", False,
      ["big", "world"]),
     ("language_english", "The answer must be provided in all uppercase letters", "LOUD. quiet", False,
      ["q", "u", "i", "e", "t"]),
-    ("language_chinese", "The answer must be provided in Simplified Chinese.", "这是简体", True, ["这是简体"]),
+    ("language_chinese", "The answer must be provided in Simplified Chinese.", "这是简体", True, []),
     ("language_chinese", "The answer must be provided in Simplified Chinese.", "This is English", False,
      ["This is English"]),
     ("length_words", "The response should not exceed 5 words", "one two three four five six seven", False,
      ["six", "seven"]),
     ("length_words", "ensure that your response is between 3 and 5 words", "one two three", True,
-     ["one two three"]),
+     []),
     ("length_words", "Each cell in the table must contain at most 3 words",
      "| Name | Note |\n|---|---|\n| A | one two three four |", False, None),
     ("length_sentences", "The answer must include at least 2 sentences", "One. Two! Three?", True,
-     ["One. Two! Three?"]),
+     []),
     ("length_sentences", "be at most 2 sentences long", "One. Two! Three? four", False, [" Three?"]),
-    ("length_paragraphs", "The script must be divided into 3 to 4 paragraphs", "A\n\nB\n\nC", True, ["A\n\nB\n\nC"]),
+    ("length_paragraphs", "The script must be divided into 3 to 4 paragraphs", "A\n\nB\n\nC", True, []),
     ("length_paragraphs", "The script should be at most three paragraphs long", "A\n\nB\n\nC\n\nD", False, ["D"]),
 ]
 

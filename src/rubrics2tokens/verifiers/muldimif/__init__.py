@@ -75,7 +75,7 @@ from rubrics2tokens.verifiers.muldimif import content, formats, language, length
 from rubrics2tokens.verifiers.muldimif.common import (BULLET_START, CHINESE_DIGITS, CJK_CHARACTER, JSON_START,
                                                       NUMBERED_START, ONE_TO_TEN, TABLE_LINE, TENS_AND_TEENS,
                                                       UP_TO_HUNDRED, WHITESPACE_TOKEN, Unreadable, alternation,
-                                                      bullet_items, compound_number, count_limit_spans,
+                                                      bullet_items, compound_number, count_limit_verdict,
                                                       numbered_items, response_format, simple_number,
                                                       whitespace_tokens, within)
 from rubrics2tokens.verifiers.muldimif.content import (EACH_ELEMENT, KEYWORD_COUNT_WORDS, KEYWORD_IN_DOUBLED_QUOTES,

@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rubrics2tokens.verifiers import rules
-from rubrics2tokens.verifiers.base import Span
+from rubrics2tokens.verifiers.base import Span, Verdict
 
 
 ONE_TO_TEN = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
@@ -66,14 +65,14 @@ class Unreadable:
     official: bool | None
 
 
-def count_limit_spans(response: str, passed: bool, units: list[Span], maximum: int | None) -> tuple[Span, ...]:
-    """Spans of a count limit: met, the whole response; above `maximum`, the units past it; too few (or a
-    missed exact count), the last line, where the response stopped."""
+def count_limit_verdict(passed: bool, units: list[Span], maximum: int | None) -> Verdict:
+    """The verdict of a count limit with its spans (method.md §5): met, nothing (no unit in particular achieves
+    a count); above `maximum`, the units past it; too few, the stop (the units there are progress)."""
     if passed:
-        return rules.whole_response(response)
+        return Verdict(passed=True, spans=())
     if maximum is not None and len(units) > maximum:
-        return tuple(units[maximum:])
-    return tuple(rules.find_lines(response)[-1:])
+        return Verdict(passed=False, spans=tuple(units[maximum:]))
+    return Verdict(passed=False, spans=(), stop=True)
 
 
 def within(count: int, minimum: int | None, maximum: int | None) -> bool:

@@ -212,11 +212,14 @@ def check_content_keywords(response: str, *, description: str) -> Verdict | Unre
     passed = judge_keyword_rule(response, rule)
     occurrences = sorted(span for keyword in rule.keywords
                          for span in (match.span() for match in keyword_pattern(keyword).finditer(response)))
-    if rule.exclude:
-        return Verdict(passed=passed, spans=tuple(occurrences) if occurrences else rules.whole_response(response))
+    if rule.exclude:  # forbidden keywords: a fail blames them, a pass credits nothing
+        return Verdict(passed=passed, spans=() if passed else tuple(occurrences))
     only_keywords = not (rule.end_with_period or rule.capitalized_words or rule.min_words
                          or rule.max_words != float("inf"))
-    return Verdict(passed=passed, spans=tuple(occurrences) if only_keywords else None)
+    if not only_keywords:
+        return Verdict(passed=passed, spans=None)
+    # required keywords: a pass credits them; too few (a lower limit) blames the stop, not those present
+    return Verdict(passed=True, spans=tuple(occurrences)) if passed else Verdict(passed=False, spans=(), stop=True)
 
 
 def _check_each_element_keywords(response: str, description: str) -> Verdict | Unreadable:
@@ -325,5 +328,5 @@ def check_content_identifiers(response: str, *, description: str) -> Verdict | U
         words = [match.span() for match in re.finditer(rf"\b{letter.group(1).upper()}[a-zA-Z]*\b", response)]
         return Verdict(passed=bool(words), spans=tuple(words))
     if "be in full sentences" in description:
-        return Verdict(passed=True, spans=rules.whole_response(response))
+        return Verdict(passed=True, spans=())  # the official check always passes: a global property, no credit
     return Unreadable("content_identifiers", description, official=False)

@@ -132,7 +132,8 @@ def check_format_json(response: str, *, description: str) -> Verdict | Unreadabl
         passed = depth == exact
     else:
         passed = within(depth, max(minimums) if minimums else None, min(maximums) if maximums else None)
-    return Verdict(passed=passed, spans=rules.whole_response(response))
+    # the nesting of the whole JSON: a fail blames all of it, a pass credits nothing in particular
+    return Verdict(passed=passed, spans=() if passed else rules.whole_response(response))
 
 
 # ---------------------------------------------------------------- Format_Markdown (official Format_Markdown.py)

@@ -91,10 +91,10 @@ def check_language_english(response: str, *, description: str) -> Verdict | Unre
         passed = text == text.lower()
         offending = [(i, i + 1) for i, char in enumerate(response) if char != char.lower()]
     else:
-        return Verdict(passed=True, spans=rules.whole_response(response))  # the official blurb check always passes
+        return Verdict(passed=True, spans=())  # the official blurb check always passes: nothing to credit
     if text is not response:
         return Verdict(passed=passed, spans=None)  # the checked text is a rebuilt extract, not response positions
-    return Verdict(passed=passed, spans=rules.whole_response(response) if passed else tuple(offending))
+    return Verdict(passed=passed, spans=() if passed else tuple(offending))  # case: a global property
 
 
 # ---------------------------------------------------------------- Language_Chinese (official Language_Chinese.py)
@@ -152,5 +152,6 @@ def check_language_chinese(response: str, *, description: str) -> Verdict | Unre
             except ImportError:
                 logger.warning("muldimif:language_chinese needs the zhconv package; verdict is unknown")
                 return Verdict.unknown()
-            return Verdict(passed=passed, spans=rules.whole_response(response))
+            # the script of the whole text: a fail blames all of it, a pass credits nothing
+            return Verdict(passed=passed, spans=() if passed else rules.whole_response(response))
     return Unreadable("language_chinese", description, official=False)

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from rubrics2tokens.verifiers.base import Span, Verdict
-from rubrics2tokens.verifiers.muldimif.common import CHINESE_DIGITS, ONE_TO_TEN, UP_TO_HUNDRED, Unreadable, alternation, bullet_items, compound_number, count_limit_spans, numbered_items, response_format, whitespace_tokens, within
+from rubrics2tokens.verifiers.muldimif.common import CHINESE_DIGITS, ONE_TO_TEN, UP_TO_HUNDRED, Unreadable, alternation, bullet_items, compound_number, count_limit_verdict, numbered_items, response_format, whitespace_tokens, within
 from rubrics2tokens.verifiers.muldimif.content import keyword_pattern
 from rubrics2tokens.verifiers.muldimif.formats import LEVEL_NUMBER
 
@@ -121,7 +121,7 @@ def check_length_words(response: str, *, description: str) -> Verdict | Unreadab
         maximum = limits.max_words
     if CJK_FOR_COUNTING.search(response) or limits.keywords or limits.min_sentences or limits.max_sentences:
         return Verdict(passed=passed, spans=None)
-    return Verdict(passed=passed, spans=count_limit_spans(response, passed, whitespace_tokens(response), maximum))
+    return count_limit_verdict(passed, whitespace_tokens(response), maximum)
 
 
 EACH_WORD_LIMITS = [
@@ -270,7 +270,7 @@ def check_length_sentences(response: str, *, description: str) -> Verdict | Unre
             minimum, maximum = _bounds(match, kind, SENTENCE_NUMBER_WORDS)
             sentences = find_sentences(response)
             passed = within(len(sentences), minimum, maximum)
-            return Verdict(passed=passed, spans=count_limit_spans(response, passed, sentences, maximum))
+            return count_limit_verdict(passed, sentences, maximum)
     return Unreadable("length_sentences", description, official=True)
 
 
@@ -317,5 +317,5 @@ def check_length_paragraphs(response: str, *, description: str) -> Verdict | Unr
             minimum, maximum = _bounds(match, kind, PARAGRAPH_NUMBER_WORDS)
             paragraphs = find_blank_line_paragraphs(response)
             passed = within(len(paragraphs), minimum, maximum)
-            return Verdict(passed=passed, spans=count_limit_spans(response, passed, paragraphs, maximum))
+            return count_limit_verdict(passed, paragraphs, maximum)
     return Unreadable("length_paragraphs", description, official=False)
