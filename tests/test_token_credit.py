@@ -153,3 +153,17 @@ def test_eos_stays_out_of_the_token_term_when_no_verdict_blames_the_stop(tokeniz
     scored = RoutingScorer(mode="verifiers").score([""], [text], [rubrics])
     advantages, mask = token_term(tokenizer, completion_ids, loss_mask, scored, "intra_sample")
     assert not mask[0, -1] and advantages[0, -1] == 0
+
+
+def test_a_learned_row_below_the_threshold_flags_nothing_and_leaves_the_average():
+    # Two failed rubrics on one response: row 0 clearly flags token 1; row 1 is a learned row of noise (max 0.3).
+    weights = torch.tensor([[[0.0, 0.9, 0.1, 0.0], [0.2, 0.3, 0.25, 0.1]]])
+    verdicts, mask = torch.tensor([[0.0, 0.0]]), torch.ones(1, 4)
+    args = SimpleNamespace(token_partition="signed", token_softmax_tau=1.0, token_std_floor=0.0,
+                           relevance_threshold=0.5)
+    accelerator = Accelerator(cpu=True)
+    dropped = rtt_token_advantages(accelerator, verdicts, torch.ones(1, 2), weights, mask, 1, args)
+    torch.testing.assert_close(dropped, -weights[:, 0])  # only row 0 averages: the noise row left
+    args.relevance_threshold = 0.0
+    kept = rtt_token_advantages(accelerator, verdicts, torch.ones(1, 2), weights, mask, 1, args)
+    torch.testing.assert_close(kept, -weights.mean(dim=1))
