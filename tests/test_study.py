@@ -81,7 +81,7 @@ variants:
     ("output_dir: o\nbase: {}\nvariants: {a: [training.learning_rate]}\n", "'section.key=value' strings"),
 ])
 def test_a_malformed_study_file_is_one_clear_error(tmp_path, text, message):
-    with pytest.raises(ConfigError, match=None) as error:
+    with pytest.raises(ConfigError) as error:
         load_study(write_study(tmp_path, text))
     assert message in str(error.value) and "study.yaml" in str(error.value)
 
