@@ -22,7 +22,7 @@ from rubrics2tokens.report.heatmaps import advantage_colour
 from rubrics2tokens.report.stats import cell_matrix, difference, estimate
 
 PROMPTS = [f"p{i:02d}" for i in range(12)]
-FAMILIES = ["no_commas", "min_words"]
+FAMILIES = ["testbed:no_commas", "testbed:min_words"]
 EVAL_STEPS = (0, 2, 4)
 TOKENS = ["Hello", ",", " world", " <b>"]
 
@@ -45,9 +45,10 @@ def write_run(folder: Path, source: str, seed: int, passing: set[int], rtt_time:
     """A finished run folder: config.yaml, metrics.jsonl (train records of steps 1-4 and held-out records),
     heldout/step_<N>.jsonl."""
     (folder / "heldout").mkdir(parents=True)
-    config = {"model": {"name_or_path": "tiny"},
-              "training": {"output_dir": str(folder), "seed": seed, "relevance_source": source,
-                           "reward_aggregation": "csr"}}
+    training = {"output_dir": str(folder), "seed": seed, "relevance_source": source, "reward_aggregation": "csr"}
+    if source == "oracle":
+        del training["relevance_source"]  # a resolved config.yaml lists only the training keys a run changed
+    config = {"model": {"name_or_path": "tiny"}, "training": training}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     records = []
     for step in range(5):
@@ -60,8 +61,8 @@ def write_run(folder: Path, source: str, seed: int, passing: set[int], rtt_time:
                 out.writelines(json.dumps(row) + "\n" for row in rows)
             records.append({"step": step, "heldout/all_pass": float(np.mean([r["all_pass"] for r in rows])),
                             "heldout/satisfaction": float(np.mean([r["satisfaction"] for r in rows])),
-                            "heldout/pass/no_commas": float(np.mean([r["verdicts"][0] for r in rows])),
-                            "heldout/pass/min_words": 1.0, "heldout/mean_length": 15.5,
+                            "heldout/pass/testbed/no_commas": float(np.mean([r["verdicts"][0] for r in rows])),
+                            "heldout/pass/testbed/min_words": 1.0, "heldout/mean_length": 15.5,
                             "heldout/truncated_frac": 1 / 12, "heldout/entropy": 2.0 - 0.1 * step})
     (folder / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     return folder
@@ -88,14 +89,16 @@ def test_report_numbers_are_the_run_folders_numbers(study):
     report = json.loads((study / "report" / "report.json").read_text())
     rows = rows_by_variant(report)
     assert report["table"]["baseline"] == "grpo-csr"
+    assert {run["variant"]: run["relevance_source"] for run in report["runs"]} == {
+        "grpo-csr": "none", "rtt-csr": "oracle", "rtt-random": "random"}, "RTTConfig's default where a config is silent"
     before, grpo, rtt, random = rows["before training"], rows["grpo-csr"], rows["rtt-csr"], rows["rtt-random"]
     assert before["metrics"]["all_pass"]["mean"] == 0.0 and before["metrics"]["satisfaction"]["mean"] == 0.5
     assert grpo["heldout_steps"] == [4, 4] and grpo["seeds"] == [0, 1]
     assert grpo["metrics"]["all_pass"]["mean"] == pytest.approx(0.5)
     assert grpo["metrics"]["satisfaction"]["mean"] == pytest.approx(0.75)
     assert grpo["metrics"]["all_pass"]["n"] == 24  # (seed, prompt) cells: 2 seeds x 12 prompts
-    assert rtt["metrics"]["all_pass"]["mean"] == 1.0 and rtt["metrics"]["pass/no_commas"]["mean"] == 1.0
-    assert grpo["metrics"]["pass/min_words"]["mean"] == 1.0
+    assert rtt["metrics"]["all_pass"]["mean"] == 1.0 and rtt["metrics"]["pass/testbed:no_commas"]["mean"] == 1.0
+    assert grpo["metrics"]["pass/testbed:min_words"]["mean"] == 1.0
     assert grpo["metrics"]["length"]["mean"] == pytest.approx(15.5)
     assert grpo["metrics"]["truncated"]["mean"] == pytest.approx(1 / 12)
     assert grpo["metrics"]["entropy"]["mean"] == pytest.approx(1.6)
@@ -116,6 +119,7 @@ def test_report_numbers_are_the_run_folders_numbers(study):
     assert report["heatmaps"]["examples"][0] == {"prompt_id": "p00", "sample": 0}
     text = (study / "report" / "report.txt").read_text()
     assert "rtt-csr" in text and "1.00 [1.00,1.00]" in text and "+0.50 [+" in text and "20.0%" in text
+    assert "per rubric family (testbed:*)" in text and "  min_words  " in text
 
 
 def test_the_page_stands_alone_with_curves_and_heatmaps(study):

@@ -51,7 +51,7 @@ def choose_pair(runs: list[RunFolder]) -> Pair | None:
            and all(run.relevance_source for run in group)]
     if not grpo or not rtt:
         return None
-    grpo.sort(key=lambda group: group[0].training.get("reward_aggregation") != "csr")
+    grpo.sort(key=lambda group: group[0].setting("reward_aggregation") != "csr")
     best_rtt = max(rtt, key=lambda group: tuple(
         sum(_final_value(run, key) for run in group) / len(group)
         for key in ("heldout/all_pass", "heldout/satisfaction")))
@@ -134,5 +134,5 @@ def heatmaps_html(runs: list[RunFolder], count: int = 3) -> tuple[str, dict[str,
     intro = (f"<p>Left: <b>{html.escape(pair.grpo.label)}</b> (GRPO); right: <b>{html.escape(pair.rtt.label)}</b> "
              f"(RTT, relevance <code>{html.escape(str(pair.rtt.relevance_source))}</code>). Top row: first evaluation; "
              f"bottom row: last. Each token's background is the advantage the run's own settings give it: "
-             f"{legend_html()} (relative to the example's largest |advantage|; hover a token for its value).</p>")
+             f"{legend_html()}&nbsp; (relative to the example's largest |advantage|; hover a token for its value).</p>")
     return intro + "".join(sections), shown

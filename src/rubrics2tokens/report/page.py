@@ -16,7 +16,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom
 h3 { font-size: 1em; margin: 1.2em 0 0.4em; } .scale { font-weight: normal; color: #666; font-size: 0.9em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; white-space: nowrap; }
-th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+th { background: #f4f4f4; white-space: normal; } td:first-child, th:first-child { text-align: left; }
 tr.before td { color: #666; font-style: italic; }
 img { max-width: 100%; border: 1px solid #eee; }
 .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 0.8em; }

@@ -12,6 +12,8 @@ hand are grouped the same way.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import re
@@ -56,9 +58,14 @@ class RunFolder:
         training = self.config.get("training")
         return training if isinstance(training, dict) else {}
 
+    def setting(self, key: str) -> Any:
+        """A training setting of the run: its config's value, else RTTConfig's default (a run's config.yaml
+        lists only the training keys it changed); None when the folder has no config at all."""
+        return self.training.get(key, _training_defaults().get(key)) if self.config else None
+
     @property
     def relevance_source(self) -> str | None:
-        return self.training.get("relevance_source")
+        return self.setting("relevance_source")
 
     @property
     def is_grpo(self) -> bool:
@@ -91,6 +98,13 @@ class RunFolder:
     @property
     def label(self) -> str:
         return self.variant if self.seed is None else f"{self.variant}/seed{self.seed}"
+
+
+@functools.cache
+def _training_defaults() -> dict[str, Any]:
+    from rubrics2tokens.trainer.config import RTTConfig  # torch and TRL load only when a run needs its defaults
+
+    return {f.name: f.default for f in dataclasses.fields(RTTConfig) if f.default is not dataclasses.MISSING}
 
 
 def _read_config(folder: Path) -> dict[str, Any]:

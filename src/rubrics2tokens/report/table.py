@@ -4,6 +4,7 @@ variant, and its cost (step time and RTT's share of it), as data and as terminal
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +70,7 @@ def _timing(run: RunFolder) -> tuple[float, float, float]:
 def default_baseline(groups: dict[str, list[RunFolder]]) -> str | None:
     """The GRPO-CSR variant when there is one (the paper's strongest baseline), else the first GRPO one."""
     grpo = [name for name, runs in groups.items() if all(run.is_grpo for run in runs)]
-    csr = [name for name in grpo if all(run.training.get("reward_aggregation") == "csr" for run in groups[name])]
+    csr = [name for name in grpo if all(run.setting("reward_aggregation") == "csr" for run in groups[name])]
     return (csr or grpo or [None])[0]
 
 
@@ -147,13 +148,16 @@ def table_sections(table: Table) -> list[tuple[str, list[str], list[list[str]]]]
               for row in table.rows]
     families = [metric for metric in table.metrics if metric.startswith("pass/")]
     per_family = [[row.name, *(fmt(row.metrics[metric]) for metric in families)] for row in table.rows]
+    names = [label(metric) for metric in families]
+    prefix = os.path.commonprefix(names).rpartition(":")[0]  # "testbed" when every family is a testbed rule
     return [
         ("held-out outcome (mean [95% interval] over seeds x prompts)",
          ["variant", "runs", "step", "all-pass", "satisfaction", *delta_header], outcome),
         ("held-out health and cost",
          ["variant", "length (tokens)", "truncated", "entropy", "step time (s)", "RTT share", "wall time/run (s)"],
          health),
-        ("held-out pass rate per rubric family", ["variant", *(label(metric) for metric in families)], per_family),
+        (f"held-out pass rate per rubric family{f' ({prefix}:*)' if prefix else ''}",
+         ["variant", *(name.removeprefix(f"{prefix}:") if prefix else name for name in names)], per_family),
     ]
 
 
