@@ -12,7 +12,7 @@ line ``speedup X.XXx`` (baseline median step time / config median step time). In
 checkpoints are written as the config says and their time counts in the step that wrote them.
 
 For every (rollout backend, relevance source) variant it runs --warmup + --steps optimizer steps of the
-config (same seed, same data), each variant in a fresh Python process (in one process the variant that
+config (same seed, same data, no held-out evaluation), each variant in a fresh Python process (in one process the variant that
 runs second measured 10-25% slower on a CPU whatever it was), and reports per step: generated tokens/s,
 and the seconds spent in generation, scoring, relevance, advantage math, the rest of TRL's batch
 preparation (log-probs, padding, metrics) and the policy update (forward, backward, optimizer). Then,
@@ -119,7 +119,7 @@ def run_variant(config_path: str, overrides: list[str], steps: int, warmup: int)
     with tempfile.TemporaryDirectory() as output:  # on the same disk as runs/ here; checkpoints are real writes
         config = load_run_config(config_path, [*overrides, f"training.output_dir={output}",
                                                f"training.max_steps={steps + warmup}", "training.report_to=[]",
-                                               "training.logging_steps=1"])
+                                               "training.logging_steps=1", "eval.source=none"])
         trainer = build_trainer(config, trainer_class=TimedTrainer)
         trainer.train()
         return trainer.records[warmup:]
