@@ -50,7 +50,8 @@ class RTTConfig(GRPOConfig):
     rollout_backend: str = field(default="transformers", metadata={
         "help": "How completions are generated without vLLM: 'transformers' (TRL's model.generate path) or "
                 "'static' (our batched decoder on a preallocated KV cache, plugged in as TRL's rollout_func; the same "
-                "sampling semantics; on a 2-core CPU as fast as generate). With use_vllm, TRL's vLLM modes generate."})
+                "sampling semantics; faster with rollout_dtype, see docs/performance.md). With use_vllm, TRL's vLLM "
+                "modes generate."})
     rollout_batch_size: int | None = field(default=None, metadata={
         "help": "Most sequences the 'static' backend decodes at once (bounds its KV cache); default all."})
     rollout_dtype: str = field(default="auto", metadata={
