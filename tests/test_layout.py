@@ -27,6 +27,7 @@ LAYERS = [
     ("cli",),
     ("builder", "study"),
     ("config",),
+    ("config_checks",),
     ("trainer",),
     ("relevance",),
     ("scoring", "evaluation"),

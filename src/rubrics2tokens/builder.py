@@ -71,7 +71,12 @@ def _testbed_rows(config: RunConfig, count: int, seed: int) -> list[PromptRow]:
 
 def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGRPOTrainer) -> RTTGRPOTrainer:
     args = config.training
+    # every input is read and checked before the policy loads and before the output folder exists
     rows = build_rows(config)
+    heldout = build_heldout_rows(config, rows)
+    if args.relevance_source == "model" and not Path(args.relevance_model).is_dir():
+        raise ConfigError(f"training.relevance_model {args.relevance_model!r} is not a folder (a trained relevance "
+                          "model from `rtt relevance train`)")
     model, tokenizer = load_policy(config.model.name_or_path, dtype=config.model.dtype)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +84,6 @@ def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGR
     allow_dataset_code(scoring.allow_dataset_code, SandboxLimits(scoring.rule_timeout_s, scoring.rule_memory_mb,
                                                                  scoring.rule_workers))
     scorer = scorer_from_config(scoring.mode, scoring.judge)
-    heldout = build_heldout_rows(config, rows)
     return trainer_class(model=model, scorer=scorer, args=args, train_dataset=to_trl_dataset(rows),
                          eval_dataset=None if heldout is None else to_trl_dataset(heldout),
                          processing_class=tokenizer, callbacks=[JsonlMetrics(output_dir / METRICS_FILE)])

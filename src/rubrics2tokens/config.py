@@ -19,11 +19,11 @@ from typing import Sequence
 import torch
 from transformers.trainer_utils import IntervalStrategy
 
+from rubrics2tokens.config_checks import check_field_ranges
 from rubrics2tokens.judge import JudgeConfig
 from rubrics2tokens.models.loading import DEFAULT_POLICY
-from rubrics2tokens.scoring.router import MODES
 from rubrics2tokens.trainer.config import RTTConfig
-from rubrics2tokens.yaml_config import ConfigError, build_config, read_config_tree
+from rubrics2tokens.yaml_config import ConfigError, build_config, config_source, read_config_tree
 
 __all__ = ["ConfigError", "DataConfig", "EvalConfig", "ModelConfig", "RunConfig", "ScoringConfig", "TestbedConfig",
            "build_config", "describe", "load_run_config", "read_config_tree"]
@@ -92,7 +92,6 @@ class EvalConfig:
     every: int = field(default=10, metadata={"help": "Steps between held-out evaluations (TRL's eval_steps)."})
 
 
-EVAL_SOURCES = ("testbed", "file", "none")
 EVAL_BATCH_COMPLETIONS = 32  # held-out completions generated at once (rounded to whole prompts)
 
 
@@ -108,45 +107,52 @@ class RunConfig:
 
 
 def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read a YAML run config and apply ``section.key=value`` overrides (values parsed as YAML)."""
+    """Read a YAML run config and apply ``section.key=value`` overrides (values parsed as YAML). Every
+    problem found here is a `ConfigError` naming the key and its source (the file or the override), so a run
+    stops before the model loads and before anything is written to its output folder."""
     path = Path(path)
     tree = read_config_tree(path, overrides)
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (model, data, ...), got {tree!r}")
+    check_field_ranges(tree, str(path), overrides)
     training = tree.setdefault("training", {})
     if isinstance(training, dict):
         training.setdefault("output_dir", "runs/rtt")
         # a config runs unchanged on a laptop and on a GPU host: without a GPU, train on the CPU
         training.setdefault("use_cpu", not torch.cuda.is_available())
-    config = build_config(RunConfig, tree, path)
-    if config.scoring.mode not in MODES:
-        raise ConfigError(f"{path}: scoring.mode must be one of {', '.join(MODES)}, got {config.scoring.mode!r}")
+    config = build_config(RunConfig, tree, path, overrides)
+
+    def fail(key: str, problem: str, *related: str) -> ConfigError:
+        """``key`` is refused; blamed on the override that set it, else on one that set a ``related`` key."""
+        return ConfigError(f"{config_source(path, overrides, [key, *related])}: {key} {problem}", [key])
+
     if config.scoring.mode != "verifiers" and not config.scoring.judge.model:
-        raise ConfigError(f"{path}: scoring.mode {config.scoring.mode!r} needs scoring.judge.model (and base_url)")
-    if config.data.source not in ("testbed", "file", "hub"):
-        raise ConfigError(f"{path}: data.source must be 'testbed', 'file' or 'hub', got {config.data.source!r}")
+        raise fail("scoring.judge.model", f"is needed by scoring.mode {config.scoring.mode!r} (and base_url)",
+                   "scoring.mode")
+    if config.data.testbed.min_rubrics > config.data.testbed.max_rubrics:
+        raise fail("data.testbed.min_rubrics", f"({config.data.testbed.min_rubrics}) exceeds "
+                                               f"data.testbed.max_rubrics ({config.data.testbed.max_rubrics})",
+                   "data.testbed.max_rubrics")
     if config.data.source == "hub" and not config.data.path:
-        raise ConfigError(f"{path}: data.path (a dataset id such as sastpg/HIR-16K) is required when data.source "
-                          "is 'hub'")
+        raise fail("data.path", "(a dataset id such as sastpg/HIR-16K) is required when data.source is 'hub'",
+                   "data.source")
     if config.data.source == "file":
-        if not config.data.path:
-            raise ConfigError(f"{path}: data.path is required when data.source is 'file'")
-        data_path = Path(config.data.path)
-        config.data.path = str(data_path if data_path.is_absolute() else path.parent / data_path)
-    _check_eval(config.eval, path)
+        config.data.path = _existing_file(config.data.path, "data.path", "data.source", path, fail)
+    if config.eval.source == "file":
+        config.eval.path = _existing_file(config.eval.path, "eval.path", "eval.source", path, fail)
     _schedule_heldout(config)
     return config
 
 
-def _check_eval(evaluation: EvalConfig, path: Path) -> None:
-    if evaluation.source not in EVAL_SOURCES:
-        raise ConfigError(f"{path}: eval.source must be one of {', '.join(EVAL_SOURCES)}, got {evaluation.source!r}")
-    for key in ("num_prompts", "samples", "every"):
-        if getattr(evaluation, key) < 1:
-            raise ConfigError(f"{path}: eval.{key} must be >= 1, got {getattr(evaluation, key)}")
-    if evaluation.source == "file":
-        if not evaluation.path:
-            raise ConfigError(f"{path}: eval.path is required when eval.source is 'file'")
-        eval_path = Path(evaluation.path)
-        evaluation.path = str(eval_path if eval_path.is_absolute() else path.parent / eval_path)
+def _existing_file(value: str | None, key: str, source_key: str, config_path: Path, fail) -> str:
+    """``value`` resolved against the config file's folder; an error naming the key and the resolved path
+    when it is missing or not a file."""
+    if not value:
+        raise fail(key, f"is required when {source_key} is 'file'", source_key)
+    resolved = Path(value) if Path(value).is_absolute() else config_path.parent / value
+    if not resolved.is_file():
+        raise fail(key, f"{value!r} resolves to {resolved}, which is not a file", source_key)
+    return str(resolved)
 
 
 def _schedule_heldout(config: RunConfig) -> None:

@@ -13,7 +13,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from rubrics2tokens.builder import (JsonlMetrics, METRICS_FILE, build_rows,  # noqa: F401 (moved; re-exported)
                                     build_trainer)
 from rubrics2tokens.cli.summary import print_summary
-from rubrics2tokens.config import RunConfig, run_config_tree
+from rubrics2tokens.config import ConfigError, RunConfig, run_config_tree
 from rubrics2tokens.report import write_report
 
 logger = logging.getLogger(__name__)
@@ -34,8 +34,9 @@ def run_training(config: RunConfig, resume: bool = False) -> Path:
     output_dir = Path(config.training.output_dir)
     checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if checkpoint and not resume:
-        raise SystemExit(f"{output_dir} already holds checkpoints (last: {Path(checkpoint).name}); "
-                         "pass --resume to continue that run, or choose another training.output_dir")
+        raise ConfigError(f"training.output_dir {str(output_dir)!r} already holds checkpoints (last: "
+                          f"{Path(checkpoint).name}); pass --resume to continue that run, or choose another "
+                          "training.output_dir")
     if resume and checkpoint is None:
         logger.warning("--resume: no checkpoint in %s, starting from scratch", output_dir)
     # Under a launcher every process runs this; only the first (RANK 0, the one JsonlMetrics writes from) may

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TextIO
 
+from rubrics2tokens.verifiers.registry import UnknownVerifierError, argument_problem
+
 logger = logging.getLogger(__name__)
 
 
@@ -148,10 +150,26 @@ def parse_row(record: Any, path: str | Path = "<memory>", row: int = 1) -> Promp
             kwargs = {}
         if not isinstance(kwargs, dict):
             raise fail(f"ground_truth.kwargs[{k}]", "must be an object")
+        if verifier is not None:
+            _check_verifier(verifier, kwargs, k, fail)
         rubrics.append(Rubric(description=description, verifier=verifier, kwargs=kwargs, weight=float(weight)))
 
     return PromptRow(id=str(row_id), prompt=prompt, messages=messages, rubrics=rubrics,
                      source=str(record.get("source", "unknown")))
+
+
+def _check_verifier(verifier: str, kwargs: dict[str, Any], k: int, fail) -> None:
+    """Every row's verifier ids and arguments are checked as the data loads: a typo in a row that a run
+    happens not to draw early would otherwise pass unnoticed, or stop the run after the model loaded."""
+    try:
+        problem = argument_problem(verifier, kwargs)
+    except UnknownVerifierError as error:
+        raise fail(f"ground_truth.instruction_id_list[{k}]", str(error)) from None
+    except ImportError as error:
+        raise fail(f"ground_truth.instruction_id_list[{k}]", f"verifier {verifier!r} needs a package that is "
+                                                             f"not installed ({error})") from None
+    if problem is not None:
+        raise fail(f"ground_truth.kwargs[{k}]", problem)
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -160,8 +178,13 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM is no JSON
+            except UnicodeDecodeError as error:
+                raise DataError(path, number, "<row>", f"not UTF-8 text (byte {raw[error.start]:#04x} at column "
+                                                       f"{error.start + 1}); save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:

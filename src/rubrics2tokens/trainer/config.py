@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
@@ -14,6 +15,29 @@ from rubrics2tokens.relevance.sources import RELEVANCE_SOURCES
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+def _refuse_per_response_options(config: "RTTConfig") -> None:
+    """TRL options whose meaning silently changes when the advantages are ``(B, T)`` instead of ``(B,)``
+    (read in TRL 1.16's ``GRPOTrainer._compute_loss``); each is refused with the reason."""
+    if config.off_policy_mask_threshold is not None:
+        raise ValueError(
+            "off_policy_mask_threshold drops a whole high-KL sequence whose advantage is negative; with RTT's "
+            "per-token advantages TRL tests the sign token by token and drops single tokens instead. Leave it unset, "
+            "or set relevance_source 'none'.")
+    if config.loss_type == "vespo":
+        raise ValueError(
+            "loss_type 'vespo' picks its sequence weight (vespo_k_*/vespo_lambda_*) by the sign of the advantage; with "
+            "RTT's per-token advantages it picks per token, so one sequence gets several weights. Use another "
+            "loss_type, or set relevance_source 'none'.")
+    if config.max_tool_calling_iterations is not None and config.relevance_source == "oracle":
+        raise ValueError(TOOLS_WITH_ORACLE_SPANS)
+
+
+TOOLS_WITH_ORACLE_SPANS = (
+    "tool calling puts tool results into the completion ids, which the verifiers' spans (relevance_source 'oracle') "
+    "do not see, so token credit lands on the wrong tokens. Use relevance_source 'model', 'contrast', 'uniform' or "
+    "'none' with tools.")
 
 
 @dataclass
@@ -64,7 +88,12 @@ class RTTConfig(GRPOConfig):
                 "statistics (so the token term is no implicit length term)."})
 
     def __post_init__(self):
-        super().__post_init__()
+        with warnings.catch_warnings():
+            # GRPOConfig itself sets transformers' deprecated `gradient_checkpointing*` names, so every args object
+            # (and every copy TRL makes of one) warned, though the user chose nothing deprecated.
+            warnings.filterwarnings("ignore", message=r"`gradient_checkpointing(_kwargs)?` is deprecated",
+                                    category=FutureWarning)
+            super().__post_init__()
         _check_choice("reward_aggregation", self.reward_aggregation, AGGREGATIONS)
         _check_choice("token_partition", self.token_partition, PARTITIONS)
         _check_choice("token_advantage_method", self.token_advantage_method, COMBINE_METHODS)
@@ -78,6 +107,8 @@ class RTTConfig(GRPOConfig):
             raise ValueError(
                 "RTT needs importance_sampling_level='token': sequence-level importance sampling averages the "
                 "token-level credit away. Remove importance_sampling_level (or set it to 'token').")
+        if self.relevance_source != "none":
+            _refuse_per_response_options(self)
         if self.token_advantage_method == "mix" and not 0.0 <= self.token_advantage_coef <= 1.0:
             raise ValueError(f"token_advantage_coef must lie in [0, 1] for 'mix', got {self.token_advantage_coef}")
         if self.token_advantage_method == "mix" and self.token_advantage_coef == 1.0 \

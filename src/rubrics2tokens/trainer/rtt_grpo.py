@@ -24,7 +24,7 @@ from rubrics2tokens.advantages import LOCAL_PARTITIONS, combine_advantages, toke
 from rubrics2tokens.generation.rollout import make_static_rollout
 from rubrics2tokens.relevance.sources import RelevanceInputs, RelevanceSource, build_relevance_source
 from rubrics2tokens.scoring.scorer import RubricReward, RubricScorer, ScoredBatch
-from rubrics2tokens.trainer.config import RTTConfig
+from rubrics2tokens.trainer.config import TOOLS_WITH_ORACLE_SPANS, RTTConfig
 from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_seed, response_records
 
 
@@ -104,6 +104,8 @@ class RTTGRPOTrainer(GRPOTrainer):
                  reward_funcs: list | None = None, **kwargs: Any):
         if not isinstance(args, RTTConfig):
             raise TypeError(f"RTTGRPOTrainer needs an RTTConfig, got {type(args).__name__}")
+        if kwargs.get("tools") and args.relevance_source == "oracle":
+            raise ValueError(TOOLS_WITH_ORACLE_SPANS)
         self.rubric_reward = RubricReward(scorer, aggregation=args.reward_aggregation)
         if args.rollout_backend == "static":
             kwargs.setdefault("rollout_func", make_static_rollout(args.rollout_batch_size, args.rollout_dtype))

@@ -12,7 +12,10 @@ which downstream code excludes rather than counting as a failure.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
+import inspect
+import json
 import logging
 from typing import Any, Callable, Mapping
 
@@ -73,6 +76,42 @@ def get_verifier(verifier_id: str) -> Checker:
         return VERIFIERS[verifier_id]
     except KeyError:
         raise UnknownVerifierError(verifier_id) from None
+
+
+PROBE_RESPONSE = "A short probe response."
+PROBED_PREFIXES = (TESTBED_PREFIX, "ifeval:", "ifbench:")
+"""Families whose checkers check their arguments before they read the response, so one call on a probe
+response finds bad arguments. The others are only matched against the checker's signature: a MulDimIF
+checker reads its description against the response, and a dataset rule is code that runs only in its sandbox."""
+
+
+def argument_problem(verifier_id: str, kwargs: Mapping[str, Any]) -> str | None:
+    """Why ``kwargs`` cannot go to the verifier (a missing, unexpected or ill-valued argument), or None; an
+    unknown id raises `UnknownVerifierError`. Data loading calls this for every rubric, so that a typo in any
+    row stops the run before the model loads rather than when (or if) the row is drawn."""
+    return _argument_problem(verifier_id, json.dumps(kwargs, sort_keys=True, default=repr))
+
+
+@functools.lru_cache(maxsize=65536)  # a dataset repeats the same (id, arguments) pairs across its rows
+def _argument_problem(verifier_id: str, kwargs_json: str) -> str | None:
+    checker = get_verifier(verifier_id)
+    kwargs = json.loads(kwargs_json)
+    parameters = list(inspect.signature(checker).parameters.values())[1:]  # after the response
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        names = [p.name for p in parameters]
+        for name in kwargs:
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                return (f"{verifier_id} has no argument {name!r} ({hint}it takes: "
+                        f"{', '.join(names) or 'no arguments'})")
+    try:
+        inspect.signature(checker).bind(PROBE_RESPONSE, **kwargs)
+        if verifier_id.startswith(PROBED_PREFIXES):
+            checker(PROBE_RESPONSE, **kwargs)
+    except (TypeError, ValueError) as error:
+        return f"{verifier_id} does not accept {kwargs_json}: {error}"
+    return None
 
 
 def run_verifier(verifier_id: str, response: str, kwargs: Mapping[str, Any]) -> Verdict:
