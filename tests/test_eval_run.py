@@ -53,9 +53,9 @@ def test_eval_run_generates_scores_and_summarizes(tmp_path, tiny_model_dir, prom
     main(["eval", "run", "--benchmark", "ifeval", "--model", str(tiny_model_dir), "--out", str(tmp_path),
           "--data", str(IFEVAL_DATA), "--limit", "3", "--samples", "2", "--max-new-tokens", "8"])
 
-    responses = _read_jsonl(tmp_path / "responses.jsonl")
-    assert _pairs(responses) == [(item.key, sample) for item in prompts for sample in (0, 1)]
-    assert [row["prompt"] for row in responses[::2]] == [item.prompt for item in prompts]
+    responses = sorted(_read_jsonl(tmp_path / "responses.jsonl"), key=lambda row: (row["key"], row["sample"]))
+    assert _pairs(responses) == sorted((item.key, sample) for item in prompts for sample in (0, 1))
+    assert {row["key"]: row["prompt"] for row in responses} == {item.key: item.prompt for item in prompts}
     assert all(isinstance(row["response"], str) for row in responses)
     assert len(_read_jsonl(tmp_path / "verdicts.jsonl")) == 6
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -69,6 +69,7 @@ def test_a_rerun_generates_only_the_missing_pairs_and_keeps_the_others(tmp_path,
     kept = [{"key": first, "prompt": prompts[0].prompt, "sample": 0, "response": "kept zero"},
             {"key": second, "prompt": prompts[1].prompt, "sample": 1, "response": "kept one"}]
     out_file = tmp_path / "responses.jsonl"
+    generate_responses([], str(tiny_model_dir), out_file, samples=2, **QUICK)  # the settings a first run keeps
     killed_mid_row = '{"key": "%s", "prompt": "Write' % first
     out_file.write_text("".join(json.dumps(row) + "\n" for row in kept) + killed_mid_row, encoding="utf-8")
 
@@ -79,7 +80,7 @@ def test_a_rerun_generates_only_the_missing_pairs_and_keeps_the_others(tmp_path,
     rows = _read_jsonl(out_file)
     assert generated == 2
     assert rows[:2] == kept
-    assert _pairs(rows[2:]) == [(first, 1), (second, 0)]
+    assert sorted(_pairs(rows[2:])) == sorted([(first, 1), (second, 0)])
     assert generate_responses(prompts[:2], str(tiny_model_dir), out_file, samples=2, **QUICK) == 0
 
 
@@ -97,11 +98,11 @@ def test_static_and_transformers_backends_decode_greedily_alike_at_temperature_z
         out_file = tmp_path / f"{backend}.jsonl"
         generate_responses(prompts, str(untied_model_dir), out_file, samples=1, temperature=0, backend=backend,
                            **QUICK)
-        return [row["response"] for row in _read_jsonl(out_file)]
+        return {(row["key"], row["sample"]): row["response"] for row in _read_jsonl(out_file)}
 
     static = greedy("static")
     assert static == greedy("transformers")
-    assert len(set(static)) > 1, "every prompt got the same answer: a degenerate model proves nothing"
+    assert len(set(static.values())) > 1, "every prompt got the same answer: a degenerate model proves nothing"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed")
@@ -110,3 +111,65 @@ def test_the_vllm_backend_without_vllm_says_how_to_install_it(tmp_path, tiny_mod
         main(["eval", "run", "--benchmark", "ifeval", "--model", str(tiny_model_dir), "--out", str(tmp_path),
               "--data", str(IFEVAL_DATA), "--limit", "1", "--backend", "vllm"])
     assert 'pip install -e ".[vllm]"' in str(exit_info.value)
+
+
+def test_a_rerun_with_other_generation_settings_is_refused(tmp_path, tiny_model_dir, capsys):
+    command = ["eval", "run", "--benchmark", "ifeval", "--model", str(tiny_model_dir), "--out", str(tmp_path),
+               "--data", str(IFEVAL_DATA), "--limit", "2", "--max-new-tokens", "8"]
+    main(command)
+    capsys.readouterr()
+    kept = (tmp_path / "responses.jsonl").read_text()
+    assert json.loads((tmp_path / "responses.settings.json").read_text())["max_new_tokens"] == 8
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command[:-1], "9"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (f"rtt: error: {tmp_path / 'responses.jsonl'} was generated with max_new_tokens=8 "
+                     f"({tmp_path / 'responses.settings.json'}); this run asks for max_new_tokens=9. Rerun with "
+                     "those settings to continue it, or choose another --out")
+    assert (tmp_path / "responses.jsonl").read_text() == kept
+
+
+def test_each_response_is_written_as_it_completes(tmp_path, untied_model_dir, prompts):
+    """The static decoder reports each completion when it ends: shorter ones first, before the batch is done."""
+    from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
+    from rubrics2tokens.evaluation.generate import chat_prompt_ids
+
+    model = AutoModelForCausalLM.from_pretrained(untied_model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(untied_model_dir)
+    prompt_ids = [chat_prompt_ids(tokenizer, item) for item in prompts * 2]
+
+    def decode(eos, on_finished=None):
+        decoder = StaticCacheDecoder(model, tokenizer.pad_token_id, eos)
+        return decoder.decode(prompt_ids, 24, SamplingParams(temperature=1.0), torch.Generator().manual_seed(0),
+                              on_finished=on_finished)
+
+    # the same draws again, now ending where the first row drew its 4th token: that row ends early
+    decoded_once = decode([])
+    reported = []
+    decoded = decode([decoded_once.completion_ids[0][3]], lambda index, ids: reported.append((index, ids)))
+    assert sorted(reported) == sorted(enumerate(decoded.completion_ids))
+    lengths = [len(ids) for _, ids in reported]
+    assert lengths == sorted(lengths) and lengths[0] < lengths[-1], "reported as they end, not all at the end"
+
+
+def test_eval_run_help_shows_cpu_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--samples SAMPLES responses per prompt (default: 1)" in text
+    assert "--max-new-tokens MAX_NEW_TOKENS longest response, in tokens (default: 512)" in text
+
+
+def test_a_benchmark_without_data_offline_is_one_clear_error(tmp_path, capsys, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "run", "--benchmark", "ifeval", "--model", "unused", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("rtt: error: --benchmark ifeval without --data reads google/IFEval from the Hugging Face "
+                            "Hub, which failed (HF_HUB_OFFLINE is set)") and "pass --data" in error
+    assert not (tmp_path / "out").exists()

@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from rubrics2tokens.data.schema import DataError, read_jsonl
-from rubrics2tokens.evaluation.benchmarks import VERIFIER_PREFIXES, BenchmarkPrompt, load_benchmark
+import torch
+
+from rubrics2tokens.evaluation.benchmarks import HUB_DATASETS, VERIFIER_PREFIXES, BenchmarkPrompt, load_benchmark
 from rubrics2tokens.evaluation.generate import BACKENDS, MissingBackendError, generate_responses
 from rubrics2tokens.evaluation.scoring import format_summary, score_responses, summarize
 from rubrics2tokens.models.loading import DEFAULT_POLICY
 from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError
+
+
+class DefaultsInHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in ``--help``, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def add_eval_commands(subparsers: Any) -> None:
@@ -35,28 +45,41 @@ def add_eval_commands(subparsers: Any) -> None:
                        help="the benchmark's test JSONL (default: the Hugging Face Hub dataset)")
     score.set_defaults(run=_score)
 
-    run = commands.add_parser("run", help="generate responses with a model (resumable), then score them")
+    run = commands.add_parser("run", help="generate responses with a model (resumable), then score them",
+                              formatter_class=DefaultsInHelp,
+                              description="Defaults finish on a CPU in minutes (SmolLM2-135M: one short response to "
+                                          "each of the first prompts); the RTT paper's setting is --samples 5 "
+                                          "--max-new-tokens 2048 --limit 0 on a GPU.")
     run.add_argument("--benchmark", required=True, choices=sorted(VERIFIER_PREFIXES))
     run.add_argument("--model", required=True, help=f"Hub id, local folder, or {DEFAULT_POLICY}")
     run.add_argument("--out", required=True,
-                     help="output folder for responses.jsonl (kept and continued on a rerun), verdicts.jsonl "
-                          "and summary.json")
+                     help="output folder for responses.jsonl (kept and continued on a rerun with the same generation "
+                          "settings, which are kept in responses.settings.json), verdicts.jsonl and summary.json")
     run.add_argument("--data", default=None,
-                     help="the benchmark's test JSONL (default: the Hugging Face Hub dataset)")
-    run.add_argument("--samples", type=int, default=5, help="responses per prompt")
+                     help="the benchmark's test file (needed offline; without it the Hugging Face Hub dataset is read)")
+    run.add_argument("--samples", type=int, default=1, help="responses per prompt")
     run.add_argument("--temperature", type=float, default=0.7, help="0 decodes greedily")
-    run.add_argument("--top-p", type=float, default=0.8)
+    run.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling mass")
     run.add_argument("--top-k", type=int, default=20, help="0 disables top-k")
-    run.add_argument("--max-new-tokens", type=int, default=2048)
+    run.add_argument("--max-new-tokens", type=int, default=512, help="longest response, in tokens")
     run.add_argument("--batch-size", type=int, default=32, help="sequences (prompt x sample) decoded together")
-    run.add_argument("--backend", default="static", choices=BACKENDS)
-    run.add_argument("--limit", type=int, default=None, help="only the first N prompts (for quick runs)")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--backend", default="static", choices=BACKENDS, help="how responses are decoded")
+    run.add_argument("--limit", type=int, default=None,
+                     help=f"only the first N prompts; 0 for all (default: all on a GPU, {CPU_LIMIT} without one)")
+    run.add_argument("--seed", type=int, default=0, help="sampling seed")
     run.set_defaults(run=_run)
 
 
+CPU_LIMIT = 20  # prompts a CPU answers in minutes with the defaults above
+
+
 def _run(args: argparse.Namespace) -> None:
-    prompts = load_benchmark(args.benchmark, args.data)[:args.limit]
+    prompts = benchmark_prompts(args.benchmark, args.data)
+    limit = args.limit if args.limit is not None else (0 if torch.cuda.is_available() else CPU_LIMIT)
+    if limit and limit < len(prompts):
+        print(f"answering the first {limit} of {len(prompts)} {args.benchmark} prompts "
+              f"({'--limit' if args.limit is not None else 'no GPU; --limit 0 for all'})")
+        prompts = prompts[:limit]
     responses = Path(args.out) / "responses.jsonl"
     try:
         generate_responses(prompts, args.model, responses, samples=args.samples, temperature=args.temperature,
@@ -68,8 +91,23 @@ def _run(args: argparse.Namespace) -> None:
     _score(args)
 
 
+def benchmark_prompts(benchmark: str, data: str | None) -> list[BenchmarkPrompt]:
+    """The benchmark's prompts from ``data``, or from the Hub; a Hub that cannot be read is one clear error."""
+    if data is not None or benchmark == "muldimif":
+        if data is None:
+            raise FileNotFoundError("--benchmark muldimif needs --data: the path of its test.json")
+        return load_benchmark(benchmark, data)
+    try:
+        return load_benchmark(benchmark)
+    except Exception as error:  # `datasets` raises many kinds when offline or unreachable; all mean the same here
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") else ""
+        raise FileNotFoundError(
+            f"--benchmark {benchmark} without --data reads {HUB_DATASETS[benchmark]} from the Hugging Face Hub, "
+            f"which failed{offline}: {type(error).__name__}; pass --data with the benchmark's test JSONL") from None
+
+
 def _score(args: argparse.Namespace) -> None:
-    items = read_responses(args.responses, load_benchmark(args.benchmark, args.data))
+    items = read_responses(args.responses, benchmark_prompts(args.benchmark, args.data))
     try:
         verdicts = score_responses(items)
     except MissingNLTKDataError as error:

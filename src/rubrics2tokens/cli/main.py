@@ -13,6 +13,7 @@ from rubrics2tokens.cli.relevance import add_relevance_commands
 from rubrics2tokens.cli.study import add_study_commands
 from rubrics2tokens.config import ConfigError, load_run_config
 from rubrics2tokens.data.schema import DataError
+from rubrics2tokens.evaluation.generate import GenerationSettingsMismatch
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=os.environ.get("RTT_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
     try:
         args.run(args)
-    except (ConfigError, DataError, FileNotFoundError) as error:
+    except (ConfigError, DataError, FileNotFoundError, GenerationSettingsMismatch) as error:
         print(f"rtt: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -1,9 +1,11 @@
 """Sample responses to benchmark prompts into a resumable JSONL file, one ``{key, prompt, sample, response}`` a line.
 
 Each prompt goes through the model's chat template as a user turn (or as its own conversation, when the
-benchmark gives one) and is answered `samples` times. Rows are appended and synced to disk as each batch
-finishes, so a killed run loses at most one batch: a rerun keeps every (key, sample) pair already in the file
-and generates only the missing ones.
+benchmark gives one) and is answered `samples` times. Each response is appended and synced to disk as soon
+as it is done (the ``static`` backend tells each sequence's end; the others return a batch at once), so a
+killed run loses only the responses still being decoded: a rerun keeps every (key, sample) pair already in
+the file and generates only the missing ones. The generation settings are kept next to the file
+(`settings_path`), and a rerun with other settings is refused rather than mixing two evaluations.
 
 Backends, all with the same sampling settings:
 - ``static``: `StaticCacheDecoder` (the default; the fastest on small models, transformers-exact sampling);
@@ -18,7 +20,9 @@ run would have sampled (they follow the same distribution).
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,12 +40,26 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("static", "transformers", "vllm")
 VLLM_INSTALL_HINT = 'pip install -e ".[vllm]"'
 
-GenerateBatch = Callable[[list[list[int]]], list[str]]
-"""A backend: prompt token ids -> one response text each (special tokens removed)."""
+GenerateBatch = Callable[[list[list[int]], Callable[[int, str], None]], None]
+"""A backend: ``generate_batch(prompt_ids, on_response)`` calls ``on_response(index, text)`` once per prompt
+with its response (special tokens removed), as soon as that response is done when the backend can tell
+(``static``), else when its batch is."""
+
+SETTINGS_COMPARED = ("model", "temperature", "top_p", "top_k", "max_new_tokens")
+"""Settings that change what a response is: a rerun into the same file must use the same ones."""
 
 
 class MissingBackendError(ImportError):
     """The chosen backend's package is not installed."""
+
+
+class GenerationSettingsMismatch(ValueError):
+    """A responses file is being continued with other generation settings than it was started with."""
+
+
+def settings_path(out_file: Path) -> Path:
+    """Where the generation settings of a responses file are kept: ``responses.settings.json`` next to it."""
+    return out_file.with_suffix(".settings.json")
 
 
 def generate_responses(benchmark_prompts: Sequence[BenchmarkPrompt], model_name_or_path: str,
@@ -51,13 +69,18 @@ def generate_responses(benchmark_prompts: Sequence[BenchmarkPrompt], model_name_
     """Append `samples` responses per prompt to `out_file`, skipping the (key, sample) pairs already there.
 
     Defaults are the RTT paper's evaluation setting (temperature 0.7, top-p 0.8, top-k 20, 5 samples);
-    `batch_size` counts sequences (prompt x sample). Returns how many responses were generated.
+    `batch_size` counts sequences (prompt x sample). The settings are kept in `settings_path` and a rerun with
+    other settings is a `GenerationSettingsMismatch`. Returns how many responses were generated.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
-    if samples < 1 or temperature < 0 or top_k < 0 or not 0 < top_p <= 1:
-        raise ValueError("need samples >= 1, temperature >= 0, top_k >= 0 and 0 < top_p <= 1")
+    if samples < 1 or temperature < 0 or top_k < 0 or not 0 < top_p <= 1 or max_new_tokens < 1 or batch_size < 1:
+        raise ValueError("need samples >= 1, temperature >= 0, top_k >= 0, 0 < top_p <= 1, max_new_tokens >= 1 "
+                         "and batch_size >= 1")
     out_file = Path(out_file)
+    settings = {"model": model_name_or_path, "temperature": temperature, "top_p": top_p, "top_k": top_k,
+                "max_new_tokens": max_new_tokens, "samples": samples, "seed": seed, "backend": backend}
+    record_generation_settings(out_file, settings)
     done = read_completed_pairs(out_file)
     pending = [(item, sample) for item in benchmark_prompts for sample in range(samples)
                if (item.key, sample) not in done]
@@ -74,20 +97,43 @@ def generate_responses(benchmark_prompts: Sequence[BenchmarkPrompt], model_name_
     return len(pending)
 
 
+def record_generation_settings(out_file: Path, settings: dict[str, Any]) -> None:
+    """Keep ``settings`` next to the responses file, or check them against those kept there: continuing a file
+    with other sampling settings would silently mix two evaluations."""
+    path = settings_path(out_file)
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        differ = [key for key in SETTINGS_COMPARED if recorded.get(key) != settings[key]]
+        if differ:
+            was = ", ".join(f"{key}={recorded.get(key)!r}" for key in differ)
+            now = ", ".join(f"{key}={settings[key]!r}" for key in differ)
+            raise GenerationSettingsMismatch(
+                f"{out_file} was generated with {was} ({path}); this run asks for {now}. Rerun with those settings "
+                "to continue it, or choose another --out")
+    elif out_file.is_file() and out_file.stat().st_size:
+        raise GenerationSettingsMismatch(f"{out_file} holds responses but no {path.name} says how they were "
+                                         "generated; choose another --out, or move the file away")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
 def _generate_into(out_file: Path, pending: list[tuple[BenchmarkPrompt, int]], prompt_ids: dict[str, list[int]],
                    generate_batch: GenerateBatch, batch_size: int) -> None:
-    """Answer the pending (prompt, sample) pairs batch by batch, appending each batch's rows as it finishes."""
-    # a prompt is done when its last pending sample is written
-    last_pending_sample = {item.key: sample for item, sample in pending}
+    """Answer the pending (prompt, sample) pairs, appending each response as soon as the backend returns it."""
+    unwritten = Counter(item.key for item, _ in pending)  # a prompt is done when its last pending sample is written
     out_file.parent.mkdir(parents=True, exist_ok=True)
     with open(out_file, "a", encoding="utf-8") as out, \
-            tqdm(total=len(last_pending_sample), desc="generating", unit="prompt") as progress:
+            tqdm(total=len(unwritten), desc="generating", unit="prompt") as progress:
         for start in range(0, len(pending), batch_size):
             batch = pending[start:start + batch_size]
-            responses = generate_batch([prompt_ids[item.key] for item, _ in batch])
-            append_jsonl(out, [{"key": item.key, "prompt": item.prompt, "sample": sample, "response": response}
-                               for (item, sample), response in zip(batch, responses)])
-            progress.update(sum(sample == last_pending_sample[item.key] for item, sample in batch))
+
+            def write(index: int, response: str, batch=batch) -> None:
+                item, sample = batch[index]
+                append_jsonl(out, [{"key": item.key, "prompt": item.prompt, "sample": sample, "response": response}])
+                unwritten[item.key] -= 1
+                progress.update(unwritten[item.key] == 0)
+
+            generate_batch([prompt_ids[item.key] for item, _ in batch], write)
 
 
 def read_completed_pairs(out_file: Path) -> set[tuple[str, int]]:
@@ -132,9 +178,9 @@ def _static_backend(model_name_or_path: str, params: SamplingParams, max_new_tok
     decoder = StaticCacheDecoder(model, tokenizer.pad_token_id, _eos_token_ids(model, tokenizer))
     generator = torch.Generator(device=model.device).manual_seed(seed)
 
-    def generate_batch(prompt_ids: list[list[int]]) -> list[str]:
-        completions = decoder.generate(prompt_ids, max_new_tokens, params, generator)
-        return tokenizer.batch_decode(completions, skip_special_tokens=True)
+    def generate_batch(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
+        decoder.decode(prompt_ids, max_new_tokens, params, generator, on_finished=lambda index, ids: on_response(
+            index, tokenizer.decode(ids, skip_special_tokens=True)))
 
     return generate_batch
 
@@ -149,10 +195,12 @@ def _transformers_backend(model_name_or_path: str, params: SamplingParams, max_n
         settings.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
     torch.manual_seed(seed)  # generate draws from the global generator; it takes no generator argument
 
-    def generate_batch(prompt_ids: list[list[int]]) -> list[str]:
+    def generate_batch(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
         batch = tokenizer.pad({"input_ids": prompt_ids}, padding_side="left", return_tensors="pt").to(model.device)
         output = model.generate(**batch, **settings)
-        return tokenizer.batch_decode(output[:, batch.input_ids.shape[1]:], skip_special_tokens=True)
+        for index, text in enumerate(tokenizer.batch_decode(output[:, batch.input_ids.shape[1]:],
+                                                            skip_special_tokens=True)):
+            on_response(index, text)
 
     return generate_batch
 
@@ -171,9 +219,10 @@ def _vllm_backend(model_name_or_path: str, params: SamplingParams, max_new_token
     sampling = vllm.SamplingParams(n=1, max_tokens=max_new_tokens, temperature=temperature, top_p=params.top_p,
                                    top_k=params.top_k or -1)  # -1: vLLM's "no top-k" in every version
 
-    def generate_batch(prompt_ids: list[list[int]]) -> list[str]:
+    def generate_batch(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
         outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], sampling, use_tqdm=False)
-        return [output.outputs[0].text for output in outputs]
+        for index, output in enumerate(outputs):
+            on_response(index, output.outputs[0].text)
 
     return generate_batch
 

@@ -11,7 +11,8 @@ mask every token. Sampling (`sampling.next_tokens`) runs outside the step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -108,18 +109,24 @@ class StaticCacheDecoder:
 
     @torch.no_grad()
     def decode(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, params: SamplingParams,
-               generator: torch.Generator | None = None) -> Decoded:
-        """`generate`, plus the log-probability of every completion token (see `Decoded`)."""
+               generator: torch.Generator | None = None,
+               on_finished: Callable[[int, list[int]], None] | None = None) -> Decoded:
+        """`generate`, plus the log-probability of every completion token (see `Decoded`).
+        ``on_finished(prompt_index, completion_ids)`` is called as each completion ends, before the rest of its
+        batch: a caller can save it at once (a kill then loses only the completions still being decoded)."""
         size = self.batch_size or len(prompts) or 1
         decoded = Decoded([], [])
         for start in range(0, len(prompts), size):
-            ids, logprobs = self._decode_batch(prompts[start:start + size], max_new_tokens, params, generator)
+            report = None if on_finished is None else functools.partial(_offset_call, on_finished, start)
+            ids, logprobs = self._decode_batch(prompts[start:start + size], max_new_tokens, params, generator,
+                                               report)
             decoded.completion_ids.extend(ids)
             decoded.logprobs.extend(logprobs)
         return decoded
 
     def _decode_batch(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, params: SamplingParams,
-                      generator: torch.Generator | None) -> tuple[list[list[int]], list[list[float]]]:
+                      generator: torch.Generator | None, on_finished: Callable[[int, list[int]], None] | None = None,
+                      ) -> tuple[list[list[int]], list[list[float]]]:
         parameter = next(self.model.parameters())
         device = parameter.device
         batch, prompt_length = len(prompts), max(map(len, prompts))
@@ -158,15 +165,26 @@ class StaticCacheDecoder:
             tokens = next_tokens(logits, params, seen, generator).where(~finished, self.pad_token_id)
             generated[:, index] = tokens
             logprobs[:, index] = (logits.float() / temperature).log_softmax(-1).gather(-1, tokens[:, None])[:, 0]
-            finished |= torch.isin(tokens, eos)
+            newly_finished = torch.isin(tokens, eos) & ~finished
+            finished |= newly_finished
+            if on_finished is not None:
+                for row in newly_finished.nonzero()[:, 0].tolist():
+                    on_finished(row, generated[row, :index + 1].tolist())
             if index == max_new_tokens - 1 or bool(finished.all()):
                 break
             if seen is not None:
                 seen[torch.arange(batch, device=device), tokens] = True
             logits = step(tokens)
         lengths = [_length_until_eos(row, eos, max_new_tokens) for row in generated.tolist()]
+        if on_finished is not None:  # the completions cut at max_new_tokens end with the batch
+            for row in (~finished).nonzero()[:, 0].tolist():
+                on_finished(row, generated[row, :lengths[row]].tolist())
         return ([row[:n] for row, n in zip(generated.tolist(), lengths)],
                 [row[:n] for row, n in zip(logprobs.tolist(), lengths)])
+
+
+def _offset_call(on_finished: Callable[[int, list[int]], None], offset: int, row: int, ids: list[int]) -> None:
+    on_finished(offset + row, ids)
 
 
 def _length_until_eos(tokens: list[int], eos: torch.Tensor, max_new_tokens: int) -> int:
