@@ -237,15 +237,21 @@ def test_show_renders_every_character_and_escapes_html(trained, tmp_path, capsys
     page = render_html("No <b>commas</b>.", pieces, threshold=0.5)
     assert "<script" not in page and "</script" not in page and "<b>" not in page and "&lt;b&gt;" in page
     body = re.search(r'<div class="response">(.*)</div>', page, re.DOTALL).group(1)
-    assert html.unescape(re.sub(r"<[^>]+>", "", body)) == response  # escaped text holds no "<" to confuse tags
+    values = re.findall(r"<rt>([^<]*)</rt>", body)  # each token's value is printed, not hidden in a tooltip
+    assert values and all(0 <= float(value) <= 1 for value in values)
+    text = re.sub(r"<[^>]+>", "", re.sub(r"<rt>[^<]*</rt>", "", body))
+    assert html.unescape(text) == response  # escaped text holds no "<" to confuse tags
     terminal = render_terminal("No commas.", pieces, threshold=0.5)
     assert "\x1b[38;2;0;0;0;48;2;" in terminal and "river" in terminal
 
     html_path = tmp_path / "show.html"
     main(["relevance", "show", "--model", str(best), "--rubric", "No commas.", "--response", "a, b",
-          "--html", str(html_path)])
-    assert "Rubric: No commas." in capsys.readouterr().out
-    assert html_path.read_text().startswith("<!DOCTYPE html>")
+          "--verdict", "fail", "--html", str(html_path)])
+    printed = capsys.readouterr().out  # not a terminal: plain text, no colour escapes
+    assert printed.startswith("Rubric: No commas.\nVerdict: fail\n") and "\x1b" not in printed
+    assert re.search(r"^ *\d\.\d{3}  ','$", printed, re.MULTILINE), "every token's value is listed"
+    page = html_path.read_text()
+    assert page.startswith("<!DOCTYPE html>") and '<strong>Verdict:</strong> <span class="fail">fail</span>' in page
 
 
 @pytest.mark.slow

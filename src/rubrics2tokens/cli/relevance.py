@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +134,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _show(args: argparse.Namespace) -> None:
     from rubrics2tokens.relevance.model import RelevanceModel
-    from rubrics2tokens.relevance.show import render_html, render_terminal, token_relevance
+    from rubrics2tokens.relevance.show import render_html, render_plain, render_terminal, token_relevance
 
     response = args.response if args.response is not None else Path(args.response_file).read_text(encoding="utf-8")
     model = RelevanceModel.load(args.model).to_inference()
@@ -140,7 +142,10 @@ def _show(args: argparse.Namespace) -> None:
     if model.config.reads_verdict and verdict is None:
         raise SystemExit(f"rtt: error: {args.model} reads the verdict: pass --verdict pass or --verdict fail")
     pieces = token_relevance(model, args.rubric, response, verdict)
-    print(render_terminal(args.rubric, pieces, model.config.threshold))
+    # colour escapes only for a terminal: in a file or a pipe they are noise (and NO_COLOR asks for none)
+    render = render_terminal if sys.stdout.isatty() and not os.environ.get("NO_COLOR") else render_plain
+    print(render(args.rubric, pieces, model.config.threshold, verdict))
     if args.html:
-        Path(args.html).write_text(render_html(args.rubric, pieces, model.config.threshold), encoding="utf-8")
+        Path(args.html).write_text(render_html(args.rubric, pieces, model.config.threshold, verdict),
+                                   encoding="utf-8")
         print(f"wrote {args.html}")

@@ -2,9 +2,10 @@
 
 `token_relevance` cuts the response into pieces that cover it exactly: model tokens with their
 relevance, and the text between tokens (whitespace a tokenizer drops) with none. `render_terminal`
-colours the pieces' backgrounds with 24-bit ANSI escapes; `render_html` writes a standalone page
-(inline CSS, no script; hovering a token shows its relevance). In both, tokens above the model's
-threshold are underlined.
+colours the pieces' backgrounds with 24-bit ANSI escapes (for a terminal only: in a file or a pipe they are
+noise); `render_plain` marks the tokens above the threshold with brackets and lists every token's value;
+`render_html` writes a standalone page (inline CSS, no script) with each token's value printed above it. All
+three show the rubric and, when given, the verdict; tokens above the model's threshold are underlined.
 """
 
 from __future__ import annotations
@@ -57,11 +58,27 @@ def _ansi(text: str, weight: float, threshold: float) -> str:
     return "\n".join(f"{style}{line}\x1b[0m" if line else "" for line in text.split("\n"))
 
 
-def render_terminal(rubric: str, pieces: list[Piece], threshold: float) -> str:
+def _header(rubric: str, verdict: bool | None) -> str:
+    return f"Rubric: {rubric}\n" + ("" if verdict is None else f"Verdict: {'pass' if verdict else 'fail'}\n")
+
+
+def render_terminal(rubric: str, pieces: list[Piece], threshold: float, verdict: bool | None = None) -> str:
     body = "".join(text if weight is None else _ansi(text, weight, threshold) for text, weight in pieces)
     legend = " ".join(_ansi(f" {step:.2f} ", step, threshold=1.0) for step in LEGEND_STEPS)
-    return (f"Rubric: {rubric}\n\n{body}\n\nrelevance: {legend}   "
+    return (f"{_header(rubric, verdict)}\n{body}\n\nrelevance: {legend}   "
             f"\x1b[4munderlined\x1b[0m: above the threshold {threshold}")
+
+
+# ---------------------------------------------------------------- plain text (a file or a pipe)
+
+
+def render_plain(rubric: str, pieces: list[Piece], threshold: float, verdict: bool | None = None) -> str:
+    """The response with [brackets] around the tokens above the threshold, then one line per token: its
+    relevance and its text (as a Python literal, so whitespace shows)."""
+    body = "".join(f"[{text}]" if weight is not None and weight > threshold else text for text, weight in pieces)
+    values = "\n".join(f"{weight:6.3f}  {text!r}" for text, weight in pieces if weight is not None)
+    return (f"{_header(rubric, verdict)}\nResponse ([...]: relevance above the threshold {threshold}):\n{body}\n\n"
+            f"relevance  token\n{values}")
 
 
 # ---------------------------------------------------------------- HTML
@@ -78,28 +95,45 @@ body {{ font-family: system-ui, sans-serif; max-width: 60em; margin: 2em auto; p
 .token {{ border-radius: 2px; }}
 .relevant {{ text-decoration: underline; }}
 .legend span {{ padding: 0.1em 0.6em; margin-right: 0.3em; font-family: ui-monospace, monospace; }}
+rt {{ font-size: 0.6em; color: #555; }}
+.pass {{ color: #2e7d32; }} .fail {{ color: #c62828; }}
 </style>
 </head>
 <body>
 <h1>Token relevance</h1>
 <p><strong>Rubric:</strong> {rubric}</p>
-<p class="legend">relevance: {legend} &nbsp; <span class="relevant">underlined</span>: above the threshold {threshold}</p>
+{verdict}<p class="legend">relevance: {legend} &nbsp; <span class="relevant">underlined</span>: above the threshold {threshold};
+the number above each token is its relevance</p>
 <div class="response">{body}</div>
 </body>
 </html>
 """
 
 
-def _html_token(text: str, weight: float, threshold: float) -> str:
+def _html_token(text: str, weight: float, threshold: float, annotate: bool = True) -> str:
+    """The token on its heat colour with its value printed above it (a ruby annotation: no hovering needed);
+    line breaks stay outside the annotation, so the value sits on the token's first line."""
     red, green, blue = heat_colour(weight)
     classes = "token relevant" if weight > threshold else "token"
-    return (f'<span class="{classes}" style="background: rgb({red}, {green}, {blue})" title="{weight:.3f}">'
-            f"{html.escape(text)}</span>")
+    style = f'class="{classes}" style="background: rgb({red}, {green}, {blue})"'
+    lines, shown = [], False
+    for line in text.split("\n"):
+        if line and annotate and not shown:
+            lines.append(f"<ruby><span {style}>{html.escape(line)}</span><rt>{weight:.2f}</rt></ruby>")
+            shown = True
+        elif line:
+            lines.append(f"<span {style}>{html.escape(line)}</span>")
+        else:
+            lines.append("")
+    return "\n".join(lines)
 
 
-def render_html(rubric: str, pieces: list[Piece], threshold: float) -> str:
+def render_html(rubric: str, pieces: list[Piece], threshold: float, verdict: bool | None = None) -> str:
     """A standalone HTML page of the heatmap; every piece of text is escaped."""
     body = "".join(html.escape(text) if weight is None else _html_token(text, weight, threshold)
                    for text, weight in pieces)
-    legend = "".join(_html_token(f"{step:.2f}", step, threshold=1.0) for step in LEGEND_STEPS)
-    return PAGE.format(rubric=html.escape(rubric), legend=legend, threshold=threshold, body=body)
+    legend = "".join(_html_token(f"{step:.2f}", step, threshold=1.0, annotate=False) for step in LEGEND_STEPS)
+    word = "" if verdict is None else "pass" if verdict else "fail"
+    shown_verdict = f'<p><strong>Verdict:</strong> <span class="{word}">{word}</span></p>\n' if word else ""
+    return PAGE.format(rubric=html.escape(rubric), verdict=shown_verdict, legend=legend, threshold=threshold,
+                       body=body)
