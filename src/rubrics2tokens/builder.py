@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from transformers import TrainerCallback
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
 from rubrics2tokens.config import ConfigError, RunConfig
 from rubrics2tokens.data.dataset import to_trl_dataset
@@ -21,6 +21,7 @@ from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.models.loading import load_policy
 from rubrics2tokens.scoring.router import scorer_from_config
 from rubrics2tokens.trainer.heldout import heldout_name
+from rubrics2tokens.trainer.progress import RunProgress, silence_known_harmless_messages
 from rubrics2tokens.trainer.rtt_grpo import RTTGRPOTrainer
 from rubrics2tokens.verifiers.sandbox import SandboxLimits, allow_dataset_code
 
@@ -69,7 +70,9 @@ def _testbed_rows(config: RunConfig, count: int, seed: int) -> list[PromptRow]:
                          families=testbed.families, max_tokens=config.training.max_completion_length)
 
 
-def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGRPOTrainer) -> RTTGRPOTrainer:
+def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGRPOTrainer,
+                  verbosity: str = "normal") -> RTTGRPOTrainer:
+    """The trainer of a run; ``verbosity`` (quiet, normal, verbose) sets what `RunProgress` prints."""
     args = config.training
     # every input is read and checked before the policy loads and before the output folder exists
     rows = build_rows(config)
@@ -84,6 +87,12 @@ def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGR
     allow_dataset_code(scoring.allow_dataset_code, SandboxLimits(scoring.rule_timeout_s, scoring.rule_memory_mb,
                                                                  scoring.rule_workers))
     scorer = scorer_from_config(scoring.mode, scoring.judge)
-    return trainer_class(model=model, scorer=scorer, args=args, train_dataset=to_trl_dataset(rows),
-                         eval_dataset=None if heldout is None else to_trl_dataset(heldout),
-                         processing_class=tokenizer, callbacks=[JsonlMetrics(output_dir / METRICS_FILE)])
+    trainer = trainer_class(model=model, scorer=scorer, args=args, train_dataset=to_trl_dataset(rows),
+                            eval_dataset=None if heldout is None else to_trl_dataset(heldout),
+                            processing_class=tokenizer, callbacks=[JsonlMetrics(output_dir / METRICS_FILE)])
+    # one bar and one line per step instead of transformers' bar and its dict of every metric per step
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(RunProgress(verbosity))
+    silence_known_harmless_messages(trainer.model)
+    return trainer

@@ -19,7 +19,8 @@ from rubrics2tokens.evaluation.generate import GenerationSettingsMismatch
 def _train(args: argparse.Namespace) -> None:
     from rubrics2tokens.cli.train import run_training  # heavy imports (torch, TRL) only when training
 
-    run_training(load_run_config(args.config, args.overrides), resume=args.resume)
+    verbosity = "quiet" if args.quiet else "verbose" if args.verbose else "normal"
+    run_training(load_run_config(args.config, args.overrides), resume=args.resume, verbosity=verbosity)
 
 
 def _testbed(args: argparse.Namespace) -> None:
@@ -47,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override config keys, e.g. training.max_steps=20 training.relevance_source=none")
     train.add_argument("--resume", action="store_true",
                        help="continue from the last checkpoint in training.output_dir")
+    loudness = train.add_mutually_exclusive_group()
+    loudness.add_argument("--quiet", action="store_true",
+                          help="only the progress bar, warnings and the end-of-run summary")
+    loudness.add_argument("--verbose", action="store_true",
+                          help="also every logged metric of each step (all of them go to metrics.jsonl anyway)")
     train.set_defaults(run=_train)
 
     data = commands.add_parser("data", help="data utilities").add_subparsers(dest="data_command", required=True)
@@ -68,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("RTT_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    level = "WARNING" if getattr(args, "quiet", False) else os.environ.get("RTT_LOG_LEVEL", "INFO")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.run(args)
     except (ConfigError, DataError, FileNotFoundError, GenerationSettingsMismatch) as error:

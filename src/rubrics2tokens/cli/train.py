@@ -30,7 +30,7 @@ def _drop_records_after(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
-def run_training(config: RunConfig, resume: bool = False) -> Path:
+def run_training(config: RunConfig, resume: bool = False, verbosity: str = "normal") -> Path:
     output_dir = Path(config.training.output_dir)
     checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if checkpoint and not resume:
@@ -47,7 +47,7 @@ def run_training(config: RunConfig, resume: bool = False) -> Path:
         elif (output_dir / METRICS_FILE).exists():
             (output_dir / METRICS_FILE).unlink()  # a fresh run starts a fresh log
 
-    trainer = build_trainer(config)
+    trainer = build_trainer(config, verbosity=verbosity)
     if trainer.accelerator.is_main_process:
         (output_dir / CONFIG_FILE).write_text(yaml.safe_dump(run_config_tree(config), sort_keys=False),
                                               encoding="utf-8")

@@ -1,0 +1,81 @@
+"""What `rtt train` prints: one progress bar and one compact line per logged step (plus a line per held-out
+evaluation), no per-step metric dict, none of the known-harmless library messages; --quiet and --verbose."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from rubrics2tokens.trainer.progress import duration
+
+RUN = """
+model: {{name_or_path: {model}}}
+data: {{source: testbed, testbed: {{num_prompts: 8, seed: 1}}}}
+eval: {{num_prompts: 2, samples: 2, every: 2}}
+training:
+  output_dir: {output}
+  max_steps: {steps}
+  per_device_train_batch_size: 4
+  num_generations: 4
+  max_completion_length: 8
+  learning_rate: 1.0e-4
+  logging_steps: 1
+  save_steps: 1
+  relevance_source: oracle
+  seed: 0
+"""
+
+
+def train(config, *flags: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "rubrics2tokens.cli.main", "train", str(config), *flags],
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def normal_run(tiny_model_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("progress")
+    config = folder / "run.yaml"
+    config.write_text(RUN.format(model=tiny_model_dir, output=folder / "out", steps=2))
+    return config, folder / "out", train(config)
+
+
+def test_one_line_per_step_and_per_evaluation_and_no_metric_dicts(normal_run):
+    config, output, printed = normal_run
+    step_lines = re.findall(r"^step (\d)/2  reward [\d.-]+  all-pass [\d.]+  entropy [\d.]+  length \d+  "
+                            r"truncated [\d.]+  step [\d.]+s(?:  ETA \w+)?$", printed, re.MULTILINE)
+    assert step_lines == ["1", "2"]
+    assert re.findall(r"^held-out @ step (\d)  all-pass", printed, re.MULTILINE) == ["0", "2"]
+    assert "{'loss'" not in printed and "'reward':" not in printed, "transformers' per-step dict is gone"
+    assert "gradient_checkpointing" not in printed and "FutureWarning" not in printed
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert sum("rtt/token_adv/mean" in record for record in records) == 2, "metrics.jsonl keeps every metric"
+
+
+def test_a_resume_says_nothing_about_the_tied_lm_head(normal_run):
+    config, output, _ = normal_run
+    config.write_text(config.read_text().replace("max_steps: 2", "max_steps: 3"))
+    printed = train(config, "--resume")
+    assert re.findall(r"^step (\d)/3", printed, re.MULTILINE) == ["3"]
+    assert "missing keys" not in printed
+
+
+def test_quiet_prints_no_step_lines_and_verbose_every_metric(tiny_model_dir, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(RUN.format(model=tiny_model_dir, output=tmp_path / "quiet", steps=1))
+    quiet = train(config, "--quiet")
+    assert not re.search(r"^step 1/1", quiet, re.MULTILINE) and "held-out @" not in quiet
+    assert "INFO" not in quiet
+    config.write_text(RUN.format(model=tiny_model_dir, output=tmp_path / "verbose", steps=1))
+    verbose = train(config, "--verbose")
+    assert re.search(r"^step 1/1", verbose, re.MULTILINE) and "rtt/token_adv/mean=" in verbose
+
+
+def test_durations_read_like_durations():
+    assert [duration(s) for s in (4.4, 65, 3600 * 2 + 7 * 60 + 3)] == ["4s", "1m05s", "2h07m"]
