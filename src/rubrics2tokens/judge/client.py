@@ -110,8 +110,11 @@ class LLMJudge:
         verdict = parse_verdict(content)
         if verdict is None:
             self._stats.add("unknown")
-            logger.warning("judge reply is neither YES nor NO; verdict is unknown: %r",
-                           truncate(reply.text if content is None else content))
+        if content is None:  # not what an OpenAI-compatible server answers: the URL is likely wrong
+            logger.warning("judge reply is not a chat-completions JSON body (is scoring.judge.base_url an "
+                           "OpenAI-compatible /v1 endpoint?); verdict is unknown: %r", truncate(reply.text))
+        elif verdict is None:
+            logger.warning("judge reply is neither YES nor NO; verdict is unknown: %r", truncate(content))
         return verdict
 
 

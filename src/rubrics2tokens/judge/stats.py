@@ -10,7 +10,8 @@ LATENCY_WINDOW = 10_000  # latency percentiles describe the most recent requests
 
 
 class JudgeStats:
-    """Thread-safe counters and recent request latencies.
+    """Thread-safe counters and recent request latencies. The counters are cumulative for the process; the
+    trainer logs their increase per scored batch, summed over processes (`COUNTER_METRICS`).
 
     judge/questions:  verdicts asked for (cache hits included)
     judge/cache_hits: verdicts answered from the on-disk cache
@@ -18,7 +19,7 @@ class JudgeStats:
     judge/retries:    requests repeated after a transient fault
     judge/unknown:    replies that were neither YES nor NO
     judge/failures:   questions left without a reply (retries exhausted, HTTP error, batch deadline)
-    judge/latency_p{50,90,99}_s: seconds per answered request (0 before the first one)
+    judge/latency_p{50,90,99}_s: seconds per request that got a reply or timed out (0 before the first one)
     """
 
     COUNTERS = ("questions", "cache_hits", "calls", "retries", "unknown", "failures")
@@ -45,3 +46,7 @@ class JudgeStats:
             rank = math.ceil(percent / 100 * len(latencies)) - 1  # nearest-rank percentile
             stats[f"judge/latency_p{percent}_s"] = latencies[rank] if latencies else 0.0
         return stats
+
+
+COUNTER_METRICS = tuple(f"judge/{name}" for name in JudgeStats.COUNTERS)
+"""The metric names of `JudgeStats` that are counters (the rest are gauges: the latency percentiles)."""

@@ -21,12 +21,17 @@ from typing import Sequence
 
 from rubrics2tokens.data.schema import Rubric
 from rubrics2tokens.judge import Judge, JudgeConfig, JudgeQuestion, LLMJudge
+from rubrics2tokens.judge.stats import COUNTER_METRICS as JUDGE_COUNTER_METRICS
 from rubrics2tokens.scoring.scorer import ScoredBatch
 from rubrics2tokens.verifiers.base import Verdict
 from rubrics2tokens.verifiers.registry import run_verifier
 
 JUDGE_MODES = ("judge", "hybrid")
 MODES = ("verifiers", *JUDGE_MODES)
+
+
+COUNTER_METRICS = (*JUDGE_COUNTER_METRICS, "scoring/unverifiable")
+"""The names in `RoutingScorer.stats` that count since the scorer was built (the trainer logs increments)."""
 
 
 class RoutingScorer:
@@ -68,7 +73,8 @@ class RoutingScorer:
         return ScoredBatch.from_verdicts(verdicts, rubrics)
 
     def stats(self) -> dict[str, float]:
-        """The judge's counters (`rubrics2tokens.judge.JudgeStats`) and ``scoring/unverifiable``."""
+        """The judge's counters and latencies (`rubrics2tokens.judge.JudgeStats`) and ``scoring/unverifiable``;
+        the names in `COUNTER_METRICS` are cumulative counts."""
         judge_stats = self.judge.stats() if self.judge is not None else {}
         return {**judge_stats, "scoring/unverifiable": float(self.unverifiable)}
 

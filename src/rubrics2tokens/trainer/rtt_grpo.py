@@ -10,6 +10,7 @@ Only two TRL steps are wrapped, both calling ``super()``:
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -23,9 +24,15 @@ from trl import GRPOTrainer
 from rubrics2tokens.advantages import LOCAL_PARTITIONS, combine_advantages, token_advantages
 from rubrics2tokens.generation.rollout import make_static_rollout
 from rubrics2tokens.relevance.sources import RelevanceInputs, RelevanceSource, build_relevance_source
+from rubrics2tokens.scoring.router import COUNTER_METRICS
 from rubrics2tokens.scoring.scorer import RubricReward, RubricScorer, ScoredBatch
 from rubrics2tokens.trainer.config import TOOLS_WITH_ORACLE_SPANS, RTTConfig
 from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_seed, response_records
+
+logger = logging.getLogger(__name__)
+
+JUDGE_UNKNOWN_WARNING = 0.5
+"""A batch whose judge verdicts are unknown at least this often gets a "judge unreachable?" warning."""
 
 
 def gather_padded(accelerator: Accelerator, tensor: torch.Tensor, dims: Sequence[int], pad_value: float
@@ -118,6 +125,7 @@ class RTTGRPOTrainer(GRPOTrainer):
                 policy=self.model)
         self._special_ids = torch.tensor(sorted(set(self._tokenizer.all_special_ids)), dtype=torch.long)
         self.heldout = HeldoutWriter(args.output_dir)
+        self._counter_totals: dict[str, float] = {}  # the scorer's counters, all processes, at the last batch
         self.add_callback(self.heldout)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -138,8 +146,7 @@ class RTTGRPOTrainer(GRPOTrainer):
         scored = self.rubric_reward.last
         self._log_rubric_metrics(mode, scored)
         self._metrics[mode]["rtt/time/scoring_s"].append(self._scoring_seconds)
-        for name, value in getattr(self.rubric_reward.scorer, "stats", dict)().items():  # judge counters
-            self._metrics[mode][name].append(value)
+        self._log_scoring_counters(mode)
         if self.relevance is not None:  # plain GRPO: TRL's (B,) advantages stay as they are
             self._add_token_credit(output, mode, scored, [row["prompt"] for row in inputs])
         if mode == "eval":
@@ -188,8 +195,32 @@ class RTTGRPOTrainer(GRPOTrainer):
         self._metrics[mode]["rtt/time/relevance_s"].append(relevance_seconds)
         self._metrics[mode]["rtt/time/advantages_s"].append(advantage_seconds)
 
+    def _log_scoring_counters(self, mode: str) -> None:
+        """The scorer's counters as this batch's increments summed over every process (each process counts
+        from its start; logging the running totals made them grow with the run and averaged them per log), its
+        latency percentiles as they are, and a warning when most of the batch's judge verdicts are unknown."""
+        stats = getattr(self.rubric_reward.scorer, "stats", dict)()
+        counters = [name for name in COUNTER_METRICS if name in stats]
+        for name in stats.keys() - set(counters):
+            self._metrics[mode][name].append(stats[name])
+        if not counters:
+            return
+        totals = torch.tensor([stats[name] for name in counters], dtype=torch.float64,
+                              device=self.accelerator.device)
+        totals = self.accelerator.reduce(totals, reduction="sum").tolist()
+        increments = {name: total - self._counter_totals.get(name, 0.0) for name, total in zip(counters, totals)}
+        self._counter_totals = dict(zip(counters, totals))
+        for name, increment in increments.items():
+            self._metrics[mode][name].append(increment)
+        asked = increments.get("judge/questions", 0.0)
+        unanswered = increments.get("judge/unknown", 0.0) + increments.get("judge/failures", 0.0)
+        if asked and unanswered / asked >= JUDGE_UNKNOWN_WARNING and self.accelerator.is_main_process:
+            logger.warning("judge unreachable? step %d: %d of %d judge verdicts are unknown (%d without a reply, "
+                           "%d unreadable); those rubrics are left out of the reward", self.state.global_step,
+                           unanswered, asked, increments.get("judge/failures", 0), increments.get("judge/unknown", 0))
+
     def _log_rubric_metrics(self, mode: str, scored: ScoredBatch) -> None:
-        """Pass rate per rubric family, all-pass rate and mean satisfaction, over every process's rows."""
+        """Pass rate per rubric family, all-pass rate and mean weighted satisfaction, over every process's rows."""
         verdicts = gather_padded(self.accelerator, scored.verdicts.to(self.accelerator.device), (1,), float("nan"))
         known = ~torch.isnan(verdicts)
         families = gather_object(scored.families)
@@ -204,7 +235,15 @@ class RTTGRPOTrainer(GRPOTrainer):
         if rows_known.any():
             all_pass = torch.where(known, verdicts, 1.0).prod(dim=1)[rows_known]
             self._metrics[mode]["rubrics/all_pass"].append(all_pass.mean().item())
-            self._metrics[mode]["rubrics/satisfaction"].append(torch.nanmean(verdicts[rows_known], dim=1).mean().item())
+        # satisfaction weighs each known verdict by its rubric's weight, as the csr reward and held-out do
+        weights = gather_padded(self.accelerator, scored.rubric_weights.to(self.accelerator.device), (1,), 0.0)
+        known_weights = torch.where(known, weights, 0.0)
+        weight_sums = known_weights.sum(dim=1)
+        rows_weighted = weight_sums > 0
+        if rows_weighted.any():
+            passed_weight = (torch.where(known, verdicts, 0.0) * known_weights).sum(dim=1)
+            satisfaction = passed_weight[rows_weighted] / weight_sums[rows_weighted]
+            self._metrics[mode]["rubrics/satisfaction"].append(satisfaction.mean().item())
         slots = sum(len(row) for row in families)  # real rubric slots; padding slots are not counted
         self._metrics[mode]["rubrics/known_frac"].append(known.sum().item() / max(slots, 1))
 
