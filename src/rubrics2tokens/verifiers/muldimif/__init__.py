@@ -67,11 +67,11 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from rubrics2tokens.verifiers.base import Verdict
+from rubrics2tokens.verifiers.muldimif import content, formats, language, length, tables
 from rubrics2tokens.verifiers.registry import VERIFIERS, register_verifier
 
 # every name of the checker modules stays importable from here, as when MulDimIF was one module
 # (`_bounds` included: tests build satisfying responses with it)
-from rubrics2tokens.verifiers.muldimif import content, formats, language, length, tables
 from rubrics2tokens.verifiers.muldimif.common import (BULLET_START, CHINESE_DIGITS, CJK_CHARACTER, JSON_START,
                                                       NUMBERED_START, ONE_TO_TEN, TABLE_LINE, TENS_AND_TEENS,
                                                       UP_TO_HUNDRED, WHITESPACE_TOKEN, Unreadable, alternation,
