@@ -151,7 +151,7 @@ def _existing_file(value: str | None, key: str, source_key: str, config_path: Pa
         raise fail(key, f"is required when {source_key} is 'file'", source_key)
     resolved = Path(value) if Path(value).is_absolute() else config_path.parent / value
     if not resolved.is_file():
-        raise fail(key, f"{value!r} resolves to {resolved}, which is not a file", source_key)
+        raise fail(key, f"{value!r} resolves to {resolved.absolute()}, which is not a file", source_key)
     return str(resolved)
 
 

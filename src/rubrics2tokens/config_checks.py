@@ -118,7 +118,7 @@ FIELD_RULES: dict[str, Rule] = {
     "eval.path": FREE,
     "eval.num_prompts": at_least(1),
     "eval.seed": FREE,
-    "eval.samples": at_least(2),  # a group of one has no advantage, and TRL's eval groups like its training ones
+    "eval.samples": at_least(1),
     "eval.every": at_least(1),
     # the RTT fields of RTTConfig
     "training.reward_aggregation": one_of(AGGREGATIONS),

@@ -14,6 +14,7 @@ from rubrics2tokens.cli.study import add_study_commands
 from rubrics2tokens.config import ConfigError, load_run_config
 from rubrics2tokens.data.schema import DataError
 from rubrics2tokens.evaluation.generate import GenerationSettingsMismatch
+from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.run(args)
-    except (ConfigError, DataError, FileNotFoundError, GenerationSettingsMismatch) as error:
+    # a user's input or setup at fault: one line, exit code 2, no traceback
+    except (ConfigError, DataError, FileNotFoundError, GenerationSettingsMismatch, MissingNLTKDataError) as error:
         print(f"rtt: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 
