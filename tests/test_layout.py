@@ -25,6 +25,7 @@ OVERSIZED_ALLOWED: dict[str, str] = {
 
 LAYERS = [
     ("cli",),
+    ("report",),  # reads run folders, and the trainer's config defaults for a run's settings; only the CLI uses it
     ("builder", "study"),
     ("config",),
     ("config_checks",),
@@ -32,7 +33,7 @@ LAYERS = [
     ("relevance",),
     ("scoring", "evaluation"),
     ("data",),
-    ("verifiers", "judge", "models", "generation", "advantages", "yaml_config", "report"),
+    ("verifiers", "judge", "models", "generation", "advantages", "yaml_config"),
 ]
 """Top-level units of `rubrics2tokens`, highest first. A module imports its own unit or a lower layer."""
 
