@@ -25,6 +25,9 @@ from rubrics2tokens.models.loading import DEFAULT_POLICY
 from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError
 
 
+CPU_LIMIT = 20  # prompts answered by default without a GPU: a first look, not the benchmark's score
+
+
 class DefaultsInHelp(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's default in ``--help``, except where there is none to show."""
 
@@ -47,9 +50,9 @@ def add_eval_commands(subparsers: Any) -> None:
 
     run = commands.add_parser("run", help="generate responses with a model (resumable), then score them",
                               formatter_class=DefaultsInHelp,
-                              description="Defaults finish on a CPU in minutes (SmolLM2-135M: one short response to "
-                                          "each of the first prompts); the RTT paper's setting is --samples 5 "
-                                          "--max-new-tokens 2048 --limit 0 on a GPU.")
+                              description="Defaults are sized for a CPU: one response of at most 512 tokens to "
+                                          f"each of the first {CPU_LIMIT} prompts when there is no GPU; the RTT "
+                                          "paper's setting is --samples 5 --max-new-tokens 2048 --limit 0 on a GPU.")
     run.add_argument("--benchmark", required=True, choices=sorted(VERIFIER_PREFIXES))
     run.add_argument("--model", required=True, help=f"Hub id, local folder, or {DEFAULT_POLICY}")
     run.add_argument("--out", required=True,
@@ -68,9 +71,6 @@ def add_eval_commands(subparsers: Any) -> None:
                      help=f"only the first N prompts; 0 for all (default: all on a GPU, {CPU_LIMIT} without one)")
     run.add_argument("--seed", type=int, default=0, help="sampling seed")
     run.set_defaults(run=_run)
-
-
-CPU_LIMIT = 20  # prompts a CPU answers in minutes with the defaults above
 
 
 def _run(args: argparse.Namespace) -> None:
