@@ -202,3 +202,14 @@ def test_trl_options_that_change_meaning_with_token_advantages_are_refused(run, 
         load_run_config(config, [override])
     assert f"with command-line override {override!r}: training: " in str(refused.value)
     load_run_config(config, [override, "training.relevance_source=none"])  # plain GRPO keeps TRL's meaning
+
+
+def test_a_hub_dataset_that_cannot_be_loaded_is_one_line(run, capsys, monkeypatch):
+    import datasets
+
+    config, rows, output = run
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    line = rtt_train_error(capsys, str(config), "data.source=hub", "data.path=sastpg/HIR-16K")
+    assert line.startswith("rtt: error: data.path 'sastpg/HIR-16K' (data.source 'hub'): the dataset could not be "
+                           "loaded: ") and "use data.source 'file'" in line
+    assert not output.exists()

@@ -16,7 +16,7 @@ from rubrics2tokens.config import ConfigError, RunConfig
 from rubrics2tokens.data.dataset import to_trl_dataset
 from rubrics2tokens.data.hir import load_hir_hub
 from rubrics2tokens.data.row_formats import load_prompt_rows
-from rubrics2tokens.data.schema import PromptRow
+from rubrics2tokens.data.schema import DataError, PromptRow
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.models.loading import load_policy
 from rubrics2tokens.scoring.router import scorer_from_config
@@ -46,7 +46,14 @@ def build_rows(config: RunConfig) -> list[PromptRow]:
     if config.data.source == "file":
         return load_prompt_rows(config.data.path)
     if config.data.source == "hub":
-        return load_hir_hub(config.data.path)
+        try:
+            return load_hir_hub(config.data.path)
+        except (ImportError, OSError, ValueError) as error:  # offline, unknown id, no such split: one line
+            if isinstance(error, DataError):
+                raise
+            raise ConfigError(f"data.path {config.data.path!r} (data.source 'hub'): the dataset could not be loaded: "
+                              f"{type(error).__name__}: {error}; offline, use data.source 'file' or a local dataset "
+                              "folder as data.path") from None
     return _testbed_rows(config, config.data.testbed.num_prompts, config.data.testbed.seed)
 
 
