@@ -97,7 +97,7 @@ class RelevanceTrainingConfig:
 
 def load_training_config(path: str | Path, overrides: Sequence[str] = ()) -> RelevanceTrainingConfig:
     """Read a YAML training config and apply ``key=value`` overrides (values parsed as YAML)."""
-    config = build_config(RelevanceTrainingConfig, read_config_tree(path, overrides), path)
+    config = build_config(RelevanceTrainingConfig, read_config_tree(path, overrides), path, overrides)
     path = Path(path)
     if not config.train_file:
         raise ConfigError(f"{path}: train_file is required")
