@@ -79,3 +79,21 @@ def test_quiet_prints_no_step_lines_and_verbose_every_metric(tiny_model_dir, tmp
 
 def test_durations_read_like_durations():
     assert [duration(s) for s in (4.4, 65, 3600 * 2 + 7 * 60 + 3)] == ["4s", "1m05s", "2h07m"]
+
+
+def test_rows_without_a_known_verdict_do_not_dump_their_kwargs(tiny_model_dir, tmp_path):
+    """Rubrics that no verifier checks (mode 'verifiers'): every reward is None, which TRL reports by printing the
+    whole row; the run counts them in rubrics/known_frac and scoring/unverifiable instead."""
+    rows = [{"id": f"p{i}", "prompt": f"Say something about rain {i}.", "rubrics": ["It is about rain."]}
+            for i in range(2)]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = tmp_path / "run.yaml"
+    config.write_text(RUN.format(model=tiny_model_dir, output=tmp_path / "out", steps=1)
+                      .replace("data: {source: testbed, testbed: {num_prompts: 8, seed: 1}}",
+                               "data: {source: file, path: rows.jsonl}")
+                      .replace("eval: {num_prompts: 2, samples: 2, every: 2}", "eval: {source: none}"))
+    printed = train(config)
+    assert "All reward functions returned None" not in printed and "'rubrics_json'" not in printed
+    (record,) = [record for record in map(json.loads, (tmp_path / "out" / "metrics.jsonl").read_text().splitlines())
+                 if "rubrics/known_frac" in record]
+    assert record["rubrics/known_frac"] == 0 and record["scoring/unverifiable"] == 4

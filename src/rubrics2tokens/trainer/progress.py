@@ -154,8 +154,8 @@ def silence_known_harmless_messages(model) -> None:
     # TRL prints a whole row's kwargs (prompt, rubrics, completion) each time every reward of a completion is
     # None. RTT's reward is None when all of a response's verdicts are unknown (a judge that did not answer,
     # an unverifiable rubric): expected, and counted per step in rubrics/known_frac and scoring/unverifiable.
-    _add_filter("trl.trainer.grpo_trainer",
-                lambda message: message.startswith("All reward functions returned None"))
+    _add_filter("trl.trainer.grpo_trainer",  # accelerate's logger may prefix "[RANK n] "
+                lambda message: "All reward functions returned None for the following kwargs" in message)
     # On resume, transformers loads the checkpoint's state dict, which holds no lm_head.weight when the output
     # layer is tied to the input embeddings (it is saved once); the weights are tied again right after loading.
     if getattr(model.config, "tie_word_embeddings", False):
