@@ -1,6 +1,6 @@
 """The GPU measurements of docs/performance.md, as one script (tested on a CPU with --smoke first).
 
-    python bench/gpu_measure.py --out $OUT            # on a GPU: about 5 minutes on an H100/H200
+    python bench/gpu_measure.py --out $OUT            # on a GPU (not yet run on one)
     python bench/gpu_measure.py --smoke --out /tmp/m  # anywhere: the same steps at toy sizes
     python bench/gpu_measure.py --smoke --out /tmp/m --model tests-built-tiny-model-folder
 
