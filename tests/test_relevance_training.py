@@ -180,7 +180,19 @@ def test_training_learns_and_keeps_the_best_checkpoint_by_span_f1(trained):
     log = records(config)
     losses = [record["loss"] for record in log if "loss" in record]
     assert [record["step"] for record in log if "loss" in record] == list(range(1, 13))
-    assert sum(losses[-4:]) < sum(losses[:4]), "the loss goes down"
+    # Batches differ a lot in their share of relevant tokens (blame/credit labels are sparse), so the loss of
+    # single batches is noisy: compare the loss over every training pair before and after training instead.
+    examples = training.build_examples(RelevanceModel.load(best), load_labels(config.train_file))
+    batch = training.collate(examples, RelevanceModel.load(best).tokenizer.pad_token_id)
+
+    def loss_of(model: RelevanceModel) -> float:
+        with torch.no_grad():
+            logits = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[..., 0]
+        return training.token_loss(logits, batch["labels"], pos_weight=1.0).item()
+
+    fresh = training.build_model(config)
+    assert loss_of(RelevanceModel.load(best)) < loss_of(fresh), "training lowered the loss"
+    assert all(math.isfinite(loss) for loss in losses)
     evaluations = [record for record in log if "eval/span_f1" in record]
     assert [record["step"] for record in evaluations] == [4, 8, 12]
     saved = json.loads((best / "eval_metrics.json").read_text())
@@ -286,6 +298,6 @@ def test_rtt_train_takes_its_token_relevance_from_a_trained_model(trained, tiny_
     assert [record["step"] for record in steps] == [1, 2]
     assert all(record["rtt/time/relevance_s"] > 0 for record in steps), "the relevance model ran every step"
     assert any(record["rtt/token_adv/abs_mean"] > 0 for record in steps), "its relevance gave a token signal"
-    share = re.search(r"share of the step time: scoring [\d.]+%, relevance ([\d.]+)%, advantages [\d.]+%", result.stdout)
+    share = re.search(r"RTT's share: scoring [\d.]+%, relevance ([\d.]+)%, advantages [\d.]+%", result.stdout)
     expected = 100 * sum(r["rtt/time/relevance_s"] for r in steps) / sum(r["step_time"] for r in steps)
     assert share and float(share.group(1)) == pytest.approx(expected, abs=0.06)
