@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +167,10 @@ def _schedule_heldout(config: RunConfig) -> None:
     args.do_eval, args.eval_strategy, args.eval_on_start = True, IntervalStrategy.STEPS, True
     args.eval_steps = config.eval.every
     args.num_generations_eval = config.eval.samples
-    args.per_device_eval_batch_size = config.eval.samples * max(1, EVAL_BATCH_COMPLETIONS // config.eval.samples)
+    # Each process takes a share of the held-out completions (WORLD_SIZE is set by accelerate/torchrun).
+    per_process = min(EVAL_BATCH_COMPLETIONS, math.ceil(config.eval.num_prompts * config.eval.samples
+                                                        / int(os.environ.get("WORLD_SIZE", "1"))))
+    args.per_device_eval_batch_size = config.eval.samples * max(1, per_process // config.eval.samples)
 
 
 def run_config_tree(config: RunConfig) -> dict:
