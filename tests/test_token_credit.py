@@ -125,15 +125,21 @@ def _row(scored, i):
                         spans=scored.spans[i:i + 1], rubrics=scored.rubrics[i:i + 1], stops=scored.stops[i:i + 1])
 
 
+RIVER_TWICE_NO_COMMAS = [Rubric("river twice", "testbed:include_keyword", {"keyword": "river", "min_count": 2}),
+                         Rubric("no commas", "testbed:no_commas")]
+
+
+def stopped_response(tokenizer, text: str):
+    """One response that stopped on its own (EOS last), scored against `RIVER_TWICE_NO_COMMAS`."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    scored = RoutingScorer(mode="verifiers").score([""], [text], [RIVER_TWICE_NO_COMMAS])
+    return torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long), scored
+
+
 def test_a_row_that_flags_nothing_leaves_the_average(tokenizer):
     # "river" once, asked twice, stopped on its own: the keyword row blames only EOS; a passed no-commas row
     # credits nothing and must not halve the other row's credit by entering the average.
-    text = "the river is warm"
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    completion_ids, loss_mask = torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long)
-    rubrics = [Rubric("river twice", "testbed:include_keyword", {"keyword": "river", "min_count": 2}),
-               Rubric("no commas", "testbed:no_commas")]
-    scored = RoutingScorer(mode="verifiers").score([""], [text], [rubrics])
+    completion_ids, loss_mask, scored = stopped_response(tokenizer, "the river is warm")
     assert scored.verdicts.tolist() == [[0.0, 1.0]]
     both, mask = token_term(tokenizer, completion_ids, loss_mask, scored, "signed")
     keyword_only = scored.verdicts.clone()
@@ -145,12 +151,7 @@ def test_a_row_that_flags_nothing_leaves_the_average(tokenizer):
 
 
 def test_eos_stays_out_of_the_token_term_when_no_verdict_blames_the_stop(tokenizer):
-    text = "the river and the river, ok"
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    completion_ids, loss_mask = torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long)
-    rubrics = [Rubric("river twice", "testbed:include_keyword", {"keyword": "river", "min_count": 2}),
-               Rubric("no commas", "testbed:no_commas")]
-    scored = RoutingScorer(mode="verifiers").score([""], [text], [rubrics])
+    completion_ids, loss_mask, scored = stopped_response(tokenizer, "the river and the river, ok")
     advantages, mask = token_term(tokenizer, completion_ids, loss_mask, scored, "intra_sample")
     assert not mask[0, -1] and advantages[0, -1] == 0
 
