@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import zlib
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
+from rubrics2tokens.advantages import response_rewards
 from rubrics2tokens.relevance.alignment import token_char_spans
 from rubrics2tokens.scoring.scorer import ScoredBatch
 
@@ -69,20 +71,21 @@ def response_records(step: int, prompt_ids: list[str], completion_ids: torch.Ten
     """
     if advantages.dim() == 1:
         advantages = advantages[:, None].expand_as(completion_mask)
+    # the rewards' own AON and (weighted) CSR, NaN when nothing is known
+    all_pass = response_rewards(scored.verdicts, "aon").tolist()
+    satisfaction = response_rewards(scored.verdicts, "csr", scored.rubric_weights).tolist()
     records, samples = [], {}
     for i, prompt_id in enumerate(prompt_ids):
         valid = completion_mask[i].bool()
         ids = completion_ids[i][valid].tolist()
         text, spans = token_char_spans(tokenizer, ids)
         verdicts = [None if torch.isnan(v) else int(v) for v in scored.verdicts[i, :len(scored.rubrics[i])]]
-        known = [v for v in verdicts if v is not None]
-        weights = [rubric.weight for rubric, v in zip(scored.rubrics[i], verdicts) if v is not None]
         samples[prompt_id] = samples.get(prompt_id, -1) + 1
         records.append({
             "step": step, "prompt_id": prompt_id, "sample": samples[prompt_id],
             "families": scored.families[i], "verdicts": verdicts,
-            "all_pass": int(all(known)) if known else None,
-            "satisfaction": sum(w * v for w, v in zip(weights, known)) / sum(weights) if sum(weights) > 0 else None,
+            "all_pass": None if math.isnan(all_pass[i]) else int(all_pass[i]),
+            "satisfaction": None if math.isnan(satisfaction[i]) else satisfaction[i],
             "length": len(ids), "truncated": not ids or ids[-1] != tokenizer.eos_token_id,
             "entropy": round(float(entropies[i]), 4),
             "text": text,
@@ -125,7 +128,7 @@ class HeldoutWriter(TrainerCallback):
             self.first_entropy = entropy
         if entropy is not None and entropy < ENTROPY_WARN_FRACTION * self.first_entropy:
             logger.warning("step %d: held-out entropy %.3f is below %.0f%% of its first value %.3f: the policy may be "
-                           "collapsing (see the collapse guard in the README)", step, entropy,
+                           "collapsing (docs/token-credit.md)", step, entropy,
                            100 * ENTROPY_WARN_FRACTION, self.first_entropy)
         if truncated is not None and truncated > TRUNCATION_WARN:
             logger.warning("step %d: %.0f%% of held-out responses hit the length limit (threshold %.0f%%): the policy "

@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
-from rubrics2tokens.advantages import LOCAL_PARTITIONS, combine_advantages, token_advantages
+from rubrics2tokens.advantages import LOCAL_PARTITIONS, combine_advantages, response_rewards, token_advantages
 from rubrics2tokens.generation.rollout import make_static_rollout
 from rubrics2tokens.relevance.sources import RelevanceInputs, RelevanceSource, build_relevance_source
 from rubrics2tokens.scoring.router import COUNTER_METRICS
@@ -136,12 +136,13 @@ class RTTGRPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
+        prompt_ids = _prompt_ids(inputs)
         if mode == "train":
             output = super()._generate_and_score_completions(inputs)
         else:  # held-out evaluation: the same random numbers at every evaluation (trainer/heldout.py)
             cuda = self.accelerator.device.type == "cuda"
             with torch.random.fork_rng(devices=[self.accelerator.device] if cuda else []):
-                torch.manual_seed(heldout_seed(self.args.seed, _prompt_ids(inputs)))
+                torch.manual_seed(heldout_seed(self.args.seed, prompt_ids))
                 output = super()._generate_and_score_completions(inputs)
         scored = self.rubric_reward.last
         self._log_rubric_metrics(mode, scored)
@@ -150,7 +151,7 @@ class RTTGRPOTrainer(GRPOTrainer):
         if self.relevance is not None:  # plain GRPO: TRL's (B,) advantages stay as they are
             self._add_token_credit(output, mode, scored, [row["prompt"] for row in inputs])
         if mode == "eval":
-            records = response_records(self.state.global_step, _prompt_ids(inputs), output["completion_ids"],
+            records = response_records(self.state.global_step, prompt_ids, output["completion_ids"],
                                        output["completion_mask"], scored, output["advantages"], self._tokenizer,
                                        self._response_entropies(output))
             self.heldout.buffer.extend(gather_object(records))
@@ -231,19 +232,12 @@ class RTTGRPOTrainer(GRPOTrainer):
                     by_family[family].append(verdicts[i, k].item())
         for family, values in sorted(by_family.items()):
             self._metrics[mode][f"rubrics/pass/{family.replace(':', '/')}"].append(sum(values) / len(values))
-        rows_known = known.any(dim=1)
-        if rows_known.any():
-            all_pass = torch.where(known, verdicts, 1.0).prod(dim=1)[rows_known]
-            self._metrics[mode]["rubrics/all_pass"].append(all_pass.mean().item())
-        # satisfaction weighs each known verdict by its rubric's weight, as the csr reward and held-out do
+        # the rewards' own AON and (weighted) CSR; NaN for rows with nothing to average
         weights = gather_padded(self.accelerator, scored.rubric_weights.to(self.accelerator.device), (1,), 0.0)
-        known_weights = torch.where(known, weights, 0.0)
-        weight_sums = known_weights.sum(dim=1)
-        rows_weighted = weight_sums > 0
-        if rows_weighted.any():
-            passed_weight = (torch.where(known, verdicts, 0.0) * known_weights).sum(dim=1)
-            satisfaction = passed_weight[rows_weighted] / weight_sums[rows_weighted]
-            self._metrics[mode]["rubrics/satisfaction"].append(satisfaction.mean().item())
+        for name, values in (("all_pass", response_rewards(verdicts, "aon")),
+                             ("satisfaction", response_rewards(verdicts, "csr", weights))):
+            if not values.isnan().all():
+                self._metrics[mode][f"rubrics/{name}"].append(values.nanmean().item())
         slots = sum(len(row) for row in families)  # real rubric slots; padding slots are not counted
         self._metrics[mode]["rubrics/known_frac"].append(known.sum().item() / max(slots, 1))
 
