@@ -29,3 +29,8 @@ class Verdict:
     @staticmethod
     def unknown() -> "Verdict":
         return Verdict(passed=None, spans=None)
+
+    @staticmethod
+    def too_few() -> "Verdict":
+        """A lower limit not reached: a fail that blames the stop, never the units already there."""
+        return Verdict(passed=False, spans=(), stop=True)

@@ -135,11 +135,6 @@ def _credit(spans: Sequence[Span] | None = ()) -> Verdict:
     return Verdict(passed=True, spans=None if spans is None else tuple(spans))
 
 
-def _too_few() -> Verdict:
-    """A lower limit not reached: the stop, never the units already there."""
-    return Verdict(passed=False, spans=(), stop=True)
-
-
 def _character_runs(response: str, is_offending: Callable[[str], bool]) -> list[Span]:
     runs: list[Span] = []
     for position, char in enumerate(response):
@@ -169,7 +164,7 @@ def _counted(passed: bool, occurrences: list[Span], relation: str, limit: int, c
         return _credit() if passed else _blame(occurrences[max(limit - 1, 0):])
     if passed:
         return _credit(occurrences if credit else ())
-    return _too_few()
+    return Verdict.too_few()
 
 
 def _forbidden_characters(is_offending: Callable[[str], bool]) -> SpanFinder:
@@ -193,7 +188,7 @@ def _keyword_existence_spans(response: str, passed: bool, args: Mapping[str, Any
     # Pass: every occurrence of every keyword. Fail: a keyword is missing (a lower limit of one): the
     # stop; the keywords present are progress.
     if not passed:
-        return _too_few()
+        return Verdict.too_few()
     return _credit(sorted(span for keyword in args["keywords"] for span in _regex_matches(keyword, response)))
 
 

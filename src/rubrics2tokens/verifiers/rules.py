@@ -105,11 +105,6 @@ def _forbid(offending: list[Span]) -> Verdict:
     return Verdict(passed=not offending, spans=tuple(offending))
 
 
-def _too_few() -> Verdict:
-    """A lower limit not reached: blame the stop, never the units already there (method.md §5)."""
-    return Verdict(passed=False, spans=(), stop=True)
-
-
 def _require_text(value: object, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"'{name}' must be a non-empty string, got {value!r}")
@@ -149,7 +144,7 @@ def check_include_keyword(response: str, *, keyword: str, min_count: int = 1) ->
     occurrences = find_phrase(response, _require_text(keyword, "keyword"))
     if len(occurrences) >= _require_count(min_count, "min_count"):
         return Verdict(passed=True, spans=tuple(occurrences))
-    return _too_few()
+    return Verdict.too_few()
 
 
 def check_start_with_word(response: str, *, word: str) -> Verdict:
@@ -193,7 +188,7 @@ def check_min_words(response: str, *, n: int) -> Verdict:
     """At least `n` words. Pass: nothing (no word in particular achieves a length). Too few: the stop."""
     if len(find_words(response)) >= _require_count(n, "n"):
         return Verdict(passed=True, spans=())
-    return _too_few()
+    return Verdict.too_few()
 
 
 def check_exact_bullets(response: str, *, n: int) -> Verdict:
@@ -206,7 +201,7 @@ def check_exact_bullets(response: str, *, n: int) -> Verdict:
     if len(markers) == _require_count(n, "n"):
         return Verdict(passed=True, spans=tuple(markers))
     if len(markers) < n:
-        return _too_few()
+        return Verdict.too_few()
     # A marker is the first non-blank character of its line, so it is where that line's span starts.
     line_starting_at = {start: (start, end) for start, end in find_lines(response)}
     return Verdict(passed=False, spans=tuple(line_starting_at[start] for start, _ in markers[n:]))
@@ -233,7 +228,7 @@ def check_n_paragraphs(response: str, *, n: int) -> Verdict:
         breaks = [(end, start) for (_, end), (start, _) in zip(paragraphs, paragraphs[1:])]
         return Verdict(passed=True, spans=tuple(breaks))
     if len(paragraphs) < n:
-        return _too_few()
+        return Verdict.too_few()
     return Verdict(passed=False, spans=tuple(paragraphs[n:]))
 
 

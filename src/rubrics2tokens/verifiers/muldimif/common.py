@@ -72,7 +72,7 @@ def count_limit_verdict(passed: bool, units: list[Span], maximum: int | None) ->
         return Verdict(passed=True, spans=())
     if maximum is not None and len(units) > maximum:
         return Verdict(passed=False, spans=tuple(units[maximum:]))
-    return Verdict(passed=False, spans=(), stop=True)
+    return Verdict.too_few()
 
 
 def within(count: int, minimum: int | None, maximum: int | None) -> bool:

@@ -219,7 +219,7 @@ def check_content_keywords(response: str, *, description: str) -> Verdict | Unre
     if not only_keywords:
         return Verdict(passed=passed, spans=None)
     # required keywords: a pass credits them; too few (a lower limit) blames the stop, not those present
-    return Verdict(passed=True, spans=tuple(occurrences)) if passed else Verdict(passed=False, spans=(), stop=True)
+    return Verdict(passed=True, spans=tuple(occurrences)) if passed else Verdict.too_few()
 
 
 def _check_each_element_keywords(response: str, description: str) -> Verdict | Unreadable:
