@@ -12,11 +12,11 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from rubrics2tokens.builder import METRICS_FILE
 from rubrics2tokens.data.schema import read_jsonl
 from rubrics2tokens.report.stats import Estimate, cell_matrix, difference, estimate
 from rubrics2tokens.trainer.heldout import HELDOUT_DIR
 
-METRICS_FILE = "metrics.jsonl"
 HELDOUT_METRICS = (("all_pass", "all-pass", 3), ("satisfaction", "satisfaction", 3), ("entropy", "entropy", 3),
                    ("length", "mean length", 1), ("truncated", "truncated", 3))
 RTT_PHASES = ("scoring", "relevance", "advantages")  # logged as rtt/time/<phase>_s
