@@ -13,7 +13,7 @@ from rubrics2tokens.data.dataset import to_trl_dataset
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.scoring.router import RoutingScorer
 from rubrics2tokens.trainer import RTTConfig, RTTGRPOTrainer
-from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_name, heldout_seed
+from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_name, heldout_seed, unmasked_completion_mask
 
 
 def make_trainer(model_dir, output_dir, **overrides) -> RTTGRPOTrainer:
@@ -48,6 +48,18 @@ def test_training_writes_a_record_per_held_out_response_at_every_evaluation(tiny
         assert record["truncated"] == (record["length"] == 12 or not record["tokens"][-1] == "<|im_end|>")
     logged = [entry for entry in trainer.state.log_history if "eval_rubrics/satisfaction" in entry]
     assert [entry["step"] for entry in logged] == [0, 1, 2]
+
+
+def test_records_describe_truncated_responses_that_mask_truncated_completions_drops(tiny_model_dir, tmp_path):
+    trainer = make_trainer(tiny_model_dir, tmp_path / "run", max_steps=1, mask_truncated_completions=True)
+    trainer.train()
+    records = read_records(tmp_path / "run" / "heldout" / "step_000001.jsonl")
+    truncated = [record for record in records if record["truncated"]]
+    assert truncated, "a random tiny model runs into a 12-token limit"
+    for record in truncated:  # TRL's loss mask is 0 on these; the record still has every token
+        assert record["length"] == len(record["tokens"]) == 12 and record["text"] and record["entropy"] > 0
+    ids = torch.tensor([[5, 2, 7, 0], [5, 6, 7, 8], [2, 0, 0, 0]])
+    assert unmasked_completion_mask(ids, [2]).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
 
 
 def test_the_same_weights_sample_the_same_held_out_responses(tiny_model_dir, tmp_path):

@@ -124,6 +124,19 @@ def test_relevance_none_is_plain_grpo(tiny_model_dir, tmp_path):
     assert "rtt/token_adv/abs_mean" not in trainer._metrics["train"]
 
 
+def test_overlong_penalty_is_a_reward_column_following_completion_length(tiny_model_dir, tmp_path):
+    """max 16 tokens, penalty over the last 4: 0 up to 12 tokens, then linearly down to -1 at the limit."""
+    trainer = make_trainer(tiny_model_dir, tmp_path, relevance_source="none", overlong_penalty_tokens=4)
+    inputs = _generation_batch(trainer)[:4]
+    completion_ids = [[5] * length for length in (16, 14, 12, 3)]
+    completions = [trainer.processing_class.decode(ids) for ids in completion_ids]
+    rewards = trainer._calculate_rewards(inputs, [row["prompt"] for row in inputs], completions, completion_ids)
+    assert rewards.shape == (4, 2)
+    torch.testing.assert_close(rewards[:, 1], torch.tensor([-1.0, -0.5, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="overlong_penalty_tokens"):
+        RTTConfig(output_dir=str(tmp_path), use_cpu=True, max_completion_length=16, overlong_penalty_tokens=17)
+
+
 def test_rubric_reward_explains_a_missing_rubrics_column():
     from rubrics2tokens.scoring.scorer import RubricReward
 

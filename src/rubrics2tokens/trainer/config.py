@@ -83,6 +83,11 @@ class RTTConfig(GRPOConfig):
                 "a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16; else the policy's dtype), 'float32' or "
                 "'bfloat16'. The update keeps the policy's own precision; see docs/performance.md for the "
                 "sampler/policy mismatch this causes and when to turn it off."})
+    overlong_penalty_tokens: int = field(default=0, metadata={
+        "help": "Penalize completions that run into max_completion_length: DAPO's soft overlong punishment (TRL's "
+                "trl.rewards.get_soft_overlong_punishment) added to the reward, 0 up to max_completion_length - N "
+                "tokens, then falling linearly to -1 at the limit (a truncated completion). 0: off. A collapse "
+                "guard: see docs/token-credit.md."})
     zero_special_tokens: bool = field(default=True, metadata={
         "help": "Give EOS and other special tokens no token-level advantage and leave them out of its "
                 "statistics (so the token term is no implicit length term)."})
@@ -121,5 +126,8 @@ class RTTConfig(GRPOConfig):
             raise ValueError(f"relevance_threshold must lie in [0, 1), got {self.relevance_threshold}")
         if self.token_std_floor < 0:
             raise ValueError(f"token_std_floor must be >= 0, got {self.token_std_floor}")
+        if not 0 <= self.overlong_penalty_tokens <= self.max_completion_length:
+            raise ValueError(f"overlong_penalty_tokens must lie in [0, max_completion_length="
+                             f"{self.max_completion_length}], got {self.overlong_penalty_tokens}")
         if self.token_softmax_tau <= 0:
             raise ValueError(f"token_softmax_tau must be > 0, got {self.token_softmax_tau}")

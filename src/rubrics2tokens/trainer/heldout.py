@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,16 @@ def heldout_name(key: str) -> str:
 def heldout_seed(base_seed: int, prompt_ids: list[str]) -> int:
     """A sampling seed that depends only on the run's seed and the batch's prompts (not on the step)."""
     return (base_seed * 1_000_003 + zlib.crc32("\n".join(prompt_ids).encode("utf-8"))) % 2**31
+
+
+def unmasked_completion_mask(completion_ids: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
+    """``(B, T)`` 1 up to and including each completion's first EOS, everywhere in a completion without one: TRL's
+    ``completion_mask`` before ``mask_truncated_completions`` zeroes the truncated completions (their loss goes,
+    but a held-out record still describes them)."""
+    is_eos = torch.isin(completion_ids, torch.tensor(list(eos_ids), device=completion_ids.device))
+    length = completion_ids.size(1)
+    last = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1), length - 1)
+    return (torch.arange(length, device=completion_ids.device)[None, :] <= last[:, None]).int()
 
 
 def response_records(step: int, prompt_ids: list[str], completion_ids: torch.Tensor, completion_mask: torch.Tensor,

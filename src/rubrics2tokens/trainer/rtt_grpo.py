@@ -20,6 +20,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
+from trl.rewards import get_soft_overlong_punishment
 
 from rubrics2tokens.advantages import LOCAL_PARTITIONS, combine_advantages, response_rewards, token_advantages
 from rubrics2tokens.generation.rollout import make_static_rollout
@@ -27,7 +28,7 @@ from rubrics2tokens.relevance.sources import RelevanceInputs, RelevanceSource, b
 from rubrics2tokens.scoring.router import COUNTER_METRICS
 from rubrics2tokens.scoring.scorer import RubricReward, RubricScorer, ScoredBatch
 from rubrics2tokens.trainer.config import TOOLS_WITH_ORACLE_SPANS, RTTConfig
-from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_seed, response_records
+from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_seed, response_records, unmasked_completion_mask
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,10 @@ class RTTGRPOTrainer(GRPOTrainer):
         self.rubric_reward = RubricReward(scorer, aggregation=args.reward_aggregation)
         if args.rollout_backend == "static":
             kwargs.setdefault("rollout_func", make_static_rollout(args.rollout_batch_size, args.rollout_dtype))
-        super().__init__(model=model, reward_funcs=[self.rubric_reward, *(reward_funcs or [])], args=args, **kwargs)
+        reward_funcs = [self.rubric_reward, *(reward_funcs or [])]
+        if args.overlong_penalty_tokens:
+            reward_funcs.append(get_soft_overlong_punishment(args.max_completion_length, args.overlong_penalty_tokens))
+        super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)
         if args.relevance_source == "none":
             self.relevance = None
         else:
@@ -151,17 +155,19 @@ class RTTGRPOTrainer(GRPOTrainer):
         if self.relevance is not None:  # plain GRPO: TRL's (B,) advantages stay as they are
             self._add_token_credit(output, mode, scored, [row["prompt"] for row in inputs])
         if mode == "eval":
-            records = response_records(self.state.global_step, prompt_ids, output["completion_ids"],
-                                       output["completion_mask"], scored, output["advantages"], self._tokenizer,
-                                       self._response_entropies(output))
+            mask = output["completion_mask"]
+            if self.mask_truncated_completions:  # TRL zeroed the truncated ones; a record describes every response
+                mask = unmasked_completion_mask(output["completion_ids"], self.eos_token_ids)
+            records = response_records(self.state.global_step, prompt_ids, output["completion_ids"], mask, scored,
+                                       output["advantages"], self._tokenizer, self._response_entropies(output, mask))
             self.heldout.buffer.extend(gather_object(records))
         return output
 
     @torch.no_grad()
-    def _response_entropies(self, output: dict[str, Any]) -> torch.Tensor:
-        """``(B,)`` mean entropy of the policy's next-token distribution over each response's tokens
-        (TRL's ``entropy`` metric, per response)."""
-        completion_ids, completion_mask = output["completion_ids"], output["completion_mask"]
+    def _response_entropies(self, output: dict[str, Any], completion_mask: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` mean entropy of the policy's next-token distribution over each response's tokens (``(B, T)``
+        mask; TRL's ``entropy`` metric, per response)."""
+        completion_ids = output["completion_ids"]
         input_ids = torch.cat([output["prompt_ids"], completion_ids], dim=1)
         attention_mask = torch.cat([output["prompt_mask"], completion_mask], dim=1)
         _, entropies, _ = self._get_per_token_logps_and_entropies(
