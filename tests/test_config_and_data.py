@@ -23,7 +23,8 @@ def test_demo_config_loads_with_the_documented_settings():
     config = load_run_config(REPO / "configs" / "demo.yaml")
     assert isinstance(config, RunConfig)
     assert config.training.relevance_source == "oracle"
-    assert config.training.token_partition == "intra_sample"
+    assert config.training.token_partition == "signed"  # the collapse guard of docs/token-credit.md
+    assert config.training.overlong_penalty_tokens == 16
     assert config.training.reward_aggregation == "csr"
     assert config.data.source == "testbed"
 

@@ -290,6 +290,7 @@ def test_rtt_train_takes_its_token_relevance_from_a_trained_model(trained, tiny_
         [sys.executable, "-m", "rubrics2tokens.cli.main", "train", str(REPO / "configs" / "demo.yaml"),
          f"model.name_or_path={tiny_model_dir}", "training.relevance_source=model", f"training.relevance_model={best}",
          f"training.output_dir={output}", "training.max_steps=2", "training.max_completion_length=12",
+         "training.overlong_penalty_tokens=0",
          "training.save_steps=10"],
         capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
