@@ -11,35 +11,24 @@ responses that stopped on their own only (none when every response is truncated:
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
-COLUMNS = {"all-pass": "heldout/all_pass", "satisfaction": "heldout/satisfaction", "entropy": "heldout/entropy",
-           "truncated": "heldout/truncated_frac", "length": "heldout/mean_length"}
-
-
-def heldout_rows(metrics_file: Path) -> list[dict]:
-    """The held-out evaluation rows of one run, by step (a resumed run's repeated step keeps its last row)."""
-    by_step = {}
-    for line in metrics_file.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if "heldout/satisfaction" in row:
-            by_step[row["step"]] = row
-    return [by_step[step] for step in sorted(by_step)]
+from rubrics2tokens.report.curves import CURVE_METRICS, FAMILY_PREFIX, heldout_curve_keys
+from rubrics2tokens.report.runs import find_runs
 
 
 def main(study_dir: str) -> None:
-    families = None
-    print("| run | step | " + " | ".join(COLUMNS) + " | pass per family |")
-    print("|---|---:|" + "---:|" * len(COLUMNS) + "---|")
-    for metrics_file in sorted(Path(study_dir).glob("*/seed*/metrics.jsonl")):
-        run = f"{metrics_file.parent.parent.name}/{metrics_file.parent.name}"
-        for row in heldout_rows(metrics_file):
-            families = sorted(key for key in row if key.startswith("heldout/pass/"))
-            cells = [f"{row[key]:.2f}" if key != "heldout/mean_length" else f"{row[key]:.0f}" for key in COLUMNS.values()]
-            per_family = " ".join(f"{key.rsplit('/', 1)[-1]} {row[key]:.2f}" for key in families)
-            print(f"| {run} | {row['step']} | " + " | ".join(cells) + f" | {per_family} |")
+    runs = find_runs(study_dir)
+    columns = heldout_curve_keys(runs)
+    names = [CURVE_METRICS.get(key, key.removeprefix(FAMILY_PREFIX)) for key in columns]
+    print("| run | step | " + " | ".join(names) + " |")
+    print("|---|---:|" + "---:|" * len(columns))
+    for run in runs:
+        by_step = {key: dict(zip(*run.series(key))) for key in columns}  # a repeated step keeps its last value
+        for step in sorted(by_step["heldout/satisfaction"]):
+            cells = [("-" if (value := by_step[key].get(step)) is None
+                      else f"{value:.0f}" if key == "heldout/mean_length" else f"{value:.2f}") for key in columns]
+            print(f"| {run.label} | {step} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

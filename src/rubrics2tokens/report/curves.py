@@ -80,12 +80,16 @@ def _figure(panels: dict[str, dict[str, dict[str, list[float]]]], colours: dict[
     return path
 
 
+def heldout_curve_keys(runs: list[RunFolder]) -> list[str]:
+    """The core held-out metrics, then every ``heldout/pass/<family>`` any run logged (sorted)."""
+    return [*CURVE_METRICS, *sorted({key for run in runs for record in run.records for key in record
+                                     if key.startswith(FAMILY_PREFIX)})]
+
+
 def draw_curves(runs: list[RunFolder], out: Path) -> tuple[list[Path], dict[str, Any]]:
     """Write ``curves.png`` (core held-out metrics) and ``families.png`` (pass rate per rubric family) into
     ``out``; return the files written and the curve data (metric -> variant -> series) for report.json."""
-    keys = [*CURVE_METRICS, *sorted({key for run in runs for record in run.records for key in record
-                                     if key.startswith(FAMILY_PREFIX)})]
-    data = {key: curves for key in keys if (curves := variant_curves(runs, key))}
+    data = {key: curves for key in heldout_curve_keys(runs) if (curves := variant_curves(runs, key))}
     names = list(group_by_variant(runs))
     palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     colours = {name: palette(i % palette.N) for i, name in enumerate(names)}
