@@ -6,6 +6,7 @@
 2. One real RTTGRPOTrainer step with a cross-group partition runs to the end on two ranks.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -90,7 +91,10 @@ if __name__ == "__main__":
     model_dir, output_dir = sys.argv[1], sys.argv[2]
     check_advantages(output_dir)
     train_one_step(model_dir, output_dir)
-    # Exiting with the gloo process group alive sometimes aborts a rank ("terminate called without an active
-    # exception", SIGABRT) while its threads are torn down, after all the checks passed.
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    # Interpreter teardown with gloo's worker threads alive sometimes aborts a rank ("terminate called without
+    # an active exception", SIGABRT) after every check passed, even after destroy_process_group (pytorch#179291).
+    # Once both ranks are past the barrier nothing is left to check, so leave without running that teardown.
+    torch.distributed.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
