@@ -1,5 +1,6 @@
 """``rtt eval score``: score model responses on IFEval or IFBench, strict and loose; ``rtt eval run``: generate
-the responses with a model first (resumable), then score them the same way.
+the responses with a model first (resumable), then score them the same way; ``rtt eval compare``: the accuracies
+of several such output folders against one, each difference with a paired bootstrap interval.
 
 The responses file is JSONL, one response a line: ``{"key": ..., "response": "..."}`` or
 ``{"prompt": "...", "response": "..."}`` (the benchmark's prompt key or its exact prompt text). A prompt may
@@ -19,6 +20,7 @@ from rubrics2tokens.data.schema import DataError, read_jsonl
 import torch
 
 from rubrics2tokens.evaluation.benchmarks import HUB_DATASETS, VERIFIER_PREFIXES, BenchmarkPrompt, load_benchmark
+from rubrics2tokens.evaluation.compare import comparisons_json, compare, format_comparisons, read_prompt_scores
 from rubrics2tokens.evaluation.generate import BACKENDS, MissingBackendError, generate_responses
 from rubrics2tokens.evaluation.scoring import format_summary, score_responses, summarize
 from rubrics2tokens.models.loading import DEFAULT_POLICY
@@ -72,6 +74,15 @@ def add_eval_commands(subparsers: Any) -> None:
     run.add_argument("--seed", type=int, default=0, help="sampling seed")
     run.set_defaults(run=_run)
 
+    compare_parser = commands.add_parser(
+        "compare", help="compare output folders of `eval run`/`eval score` with a paired bootstrap interval",
+        description="Each folder's four accuracies minus the first folder's, on the prompts both answered, with a "
+                    "paired bootstrap 95% interval over prompts.")
+    compare_parser.add_argument("base", help="the folder the others are compared with (e.g. the base policy's)")
+    compare_parser.add_argument("others", nargs="+", help="folders to compare with it")
+    compare_parser.add_argument("--json", default=None, help="also write the comparison to this JSON file")
+    compare_parser.set_defaults(run=_compare)
+
 
 def _run(args: argparse.Namespace) -> None:
     prompts = benchmark_prompts(args.benchmark, args.data)
@@ -89,6 +100,20 @@ def _run(args: argparse.Namespace) -> None:
         raise SystemExit(f"rtt: error: {error}") from None
     args.responses = str(responses)  # from here on, exactly `rtt eval score` on the file just written
     _score(args)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    base = read_prompt_scores(args.base)
+    comparisons = {}
+    for folder in args.others:
+        try:
+            comparisons[Path(folder).name] = compare(base, read_prompt_scores(folder))
+        except ValueError as error:
+            raise SystemExit(f"rtt: error: {args.base} and {folder}: {error}") from None
+    print(format_comparisons(Path(args.base).name, comparisons))
+    if args.json:
+        Path(args.json).write_text(comparisons_json(Path(args.base).name, comparisons) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
 
 
 def benchmark_prompts(benchmark: str, data: str | None) -> list[BenchmarkPrompt]:

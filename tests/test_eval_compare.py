@@ -1,0 +1,79 @@
+"""`rtt eval compare` on folders written by `rtt eval score` from the official IFEval reference responses."""
+
+import json
+
+import pytest
+
+from rubrics2tokens.cli.main import main
+from rubrics2tokens.evaluation.compare import METRICS, compare, read_prompt_scores
+from tests_paths import SHARED_DATA
+
+IFEVAL = SHARED_DATA / "ifeval"
+
+
+@pytest.fixture(autouse=True)
+def nltk_data(monkeypatch):
+    monkeypatch.setenv("NLTK_DATA", str(SHARED_DATA / "nltk_data_en"))
+
+
+def _score(tmp_path, name, responses):
+    """`rtt eval score` on (key, response) pairs; returns the output folder."""
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps({"key": key, "response": text}) + "\n" for key, text in responses))
+    main(["eval", "score", "--benchmark", "ifeval", "--responses", str(path), "--out", str(tmp_path / name),
+          "--data", str(IFEVAL / "input_data.jsonl")])
+    return tmp_path / name
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """(key, official response) of the first 60 IFEval prompts."""
+    keys = {}
+    for line in (IFEVAL / "input_data.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        keys[row["prompt"]] = row["key"]
+    rows = [json.loads(line) for line in (IFEVAL / "reference" / "eval_results_strict.jsonl").read_text().splitlines()]
+    return [(keys[row["prompt"]], row["response"]) for row in rows[:60]]
+
+
+def test_accuracies_are_the_summaries_and_a_policy_that_answers_nothing_is_worse_beyond_the_interval(
+        tmp_path, reference, capsys):
+    good = _score(tmp_path, "good", reference)
+    # the second folder answers 40 of the same prompts with an empty response (each of its instructions fails
+    # or passes as the empty text does) and 20 as the reference did, plus a second response to one prompt
+    mixed = [(key, "" if i < 40 else text) for i, (key, text) in enumerate(reference)] + [(reference[50][0], "")]
+    worse = _score(tmp_path, "worse", mixed)
+    capsys.readouterr()
+
+    comparison = compare(read_prompt_scores(good), read_prompt_scores(worse))
+    assert comparison.prompts == 60
+    for name, folder, side in (("good", good, comparison.base), ("worse", worse, comparison.other)):
+        summary = json.loads((folder / "summary.json").read_text())
+        for metric in METRICS:
+            assert side[metric] == pytest.approx(summary[metric]), (name, metric)
+    for metric in METRICS:
+        low, high = comparison.interval[metric]
+        assert low <= comparison.difference(metric) <= high
+        assert high < 0, metric  # 40 emptied answers of 60: a real drop, not noise
+
+    main(["eval", "compare", str(good), str(worse), str(good), "--json", str(tmp_path / "cmp.json")])
+    printed = capsys.readouterr().out
+    assert "prompt_level_strict" in printed and "worse (60 prompts)" in printed
+    written = json.loads((tmp_path / "cmp.json").read_text())
+    assert written["base"] == "good"
+    assert written["compared"]["good"]["minus_base"]["prompt_level_strict"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
+    assert written["compared"]["worse"]["minus_base"]["instruction_level_loose"]["high"] < 0
+
+
+def test_only_shared_prompts_are_compared_and_none_shared_is_one_error_line(tmp_path, reference, capsys):
+    first = _score(tmp_path, "first", reference[:30])
+    overlapping = _score(tmp_path, "overlapping", reference[20:50])
+    disjoint = _score(tmp_path, "disjoint", reference[40:])
+    assert compare(read_prompt_scores(first), read_prompt_scores(overlapping)).prompts == 10
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as error:
+        main(["eval", "compare", str(first), str(disjoint)])
+    assert str(error.value).startswith("rtt: error: ") and "share no prompt" in str(error.value)
+    with pytest.raises(SystemExit):
+        main(["eval", "compare", str(first), str(tmp_path / "missing")])
+    assert "verdicts.jsonl: no such file" in capsys.readouterr().err
