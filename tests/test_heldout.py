@@ -6,14 +6,15 @@ import json
 import logging
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, TrainerState
 
 from rubrics2tokens.cli.summary import heldout_lines
 from rubrics2tokens.data.dataset import to_trl_dataset
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.scoring.router import RoutingScorer
 from rubrics2tokens.trainer import RTTConfig, RTTGRPOTrainer
-from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_name, heldout_seed, unmasked_completion_mask
+from rubrics2tokens.trainer.heldout import (HeldoutWriter, collapse_signals, heldout_name, heldout_seed,
+                                             unmasked_completion_mask)
 
 
 def make_trainer(model_dir, output_dir, **overrides) -> RTTGRPOTrainer:
@@ -89,17 +90,27 @@ def test_eval_metrics_get_held_out_names():
     assert heldout_name("reward") == "reward" and heldout_name("rubrics/all_pass") == "rubrics/all_pass"
 
 
-def test_collapse_warnings(tmp_path, caplog):
+def _evaluate(writer, step, entropies, truncated):
+    """One held-out evaluation through the callback: responses of 10 tokens with these entropies and flags."""
+    writer.buffer = [{"step": step, "length": 10, "entropy": e, "truncated": t} for e, t in zip(entropies, truncated)]
+    writer.on_evaluate(None, TrainerState(global_step=step), TrainerControl())
+
+
+def test_collapse_warnings_read_every_response_and_compare_with_the_first_evaluation_on_disk(tmp_path, caplog):
+    assert collapse_signals([{"length": 30, "entropy": 1.0, "truncated": True},
+                             {"length": 10, "entropy": 3.0, "truncated": False}]) == (1.5, 0.5)  # per token
     writer = HeldoutWriter(tmp_path)
     with caplog.at_level(logging.WARNING):
-        writer.warn_on_collapse(0, entropy=3.0, truncated=0.1)
-        writer.warn_on_collapse(10, entropy=2.0, truncated=0.3)
+        _evaluate(writer, 0, [3.0, 3.0], [False, False])
+        _evaluate(writer, 10, [2.0, 2.0], [False, False])
         assert not caplog.records
-        writer.warn_on_collapse(20, entropy=1.2, truncated=0.3)
+        resumed = HeldoutWriter(tmp_path)  # a resumed run: its first evaluation is still step 0's file
+        _evaluate(resumed, 20, [1.2, 1.2], [False, False])
         assert "entropy 1.200 is below 50% of its first value 3.000" in caplog.text
         caplog.clear()
-        writer.warn_on_collapse(30, entropy=2.5, truncated=0.9)
-        assert "90% of held-out responses hit the length limit" in caplog.text and "entropy" not in caplog.text
+        _evaluate(resumed, 30, [2.5, 2.5, 2.5], [True, True, False])
+        assert "67% of held-out responses hit the length limit" in caplog.text and "entropy" not in caplog.text
+    assert sorted(path.name for path in (tmp_path / "heldout").iterdir())[0] == "step_000000.jsonl"
 
 
 def _write_heldout(folder, step, all_pass):

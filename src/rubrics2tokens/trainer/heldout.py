@@ -12,7 +12,7 @@ it samples ``num_generations_eval`` completions per held-out prompt with the tra
   length, truncation and the per-token advantages the run's settings give it, for intervals over prompts
   and token-credit heatmaps (`rtt report`);
 - ``heldout/*`` names for TRL's ``eval_*`` metrics in ``metrics.jsonl`` (`heldout_name`), an
-  evaluation after the last step, and a collapse warning (`HeldoutWriter`): the failure measured in
+  evaluation after the last step, and a collapse warning from the records (`HeldoutWriter`): the failure measured in
   testbed-notes.md item 3 (entropy 3.4 -> 0.02, 98% of responses at the length limit) shows first as
   held-out entropy falling below `ENTROPY_WARN_FRACTION` of its value at the first evaluation, or as the
   truncated fraction rising above `TRUNCATION_WARN`.
@@ -106,6 +106,15 @@ def response_records(step: int, prompt_ids: list[str], completion_ids: torch.Ten
     return records
 
 
+def collapse_signals(records: list[dict[str, Any]]) -> tuple[float, float]:
+    """(entropy per token, truncated fraction) over every held-out response: read from the records rather than TRL's
+    ``eval_entropy``, which averages over its loss mask and so leaves out the responses that
+    ``mask_truncated_completions`` drops (the ones a collapse produces)."""
+    tokens = sum(record["length"] for record in records)
+    entropy = sum(record["entropy"] * record["length"] for record in records) / max(tokens, 1)
+    return entropy, sum(bool(record["truncated"]) for record in records) / len(records)
+
+
 class HeldoutWriter(TrainerCallback):
     """Writes each evaluation's response records, and asks for an evaluation after the last step.
 
@@ -116,32 +125,31 @@ class HeldoutWriter(TrainerCallback):
     def __init__(self, output_dir: str | Path):
         self.folder = Path(output_dir) / HELDOUT_DIR
         self.buffer: list[dict[str, Any]] = []
-        self.first_entropy: float | None = None
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= state.max_steps and args.eval_strategy != "no":
             control.should_evaluate = True
         return control
 
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+    def on_evaluate(self, args, state, control, **kwargs):
         if state.is_world_process_zero and self.buffer:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / f"step_{state.global_step:06d}.jsonl"
             path.write_text("".join(json.dumps(record) + "\n" for record in self.buffer), encoding="utf-8")
+            # the first evaluation on disk, so a resumed run compares with its step 0, not with where it resumed
+            first = sorted(self.folder.glob("step_*.jsonl"))[0].read_text(encoding="utf-8").splitlines()
+            first_entropy, _ = collapse_signals([json.loads(line) for line in first if line.strip()])
+            self.warn_on_collapse(state.global_step, *collapse_signals(self.buffer), first_entropy)
         self.buffer.clear()
-        if state.is_world_process_zero and metrics:
-            self.warn_on_collapse(state.global_step, metrics.get("eval_entropy"),
-                                  metrics.get("eval_completions/clipped_ratio"))
 
-    def warn_on_collapse(self, step: int, entropy: float | None, truncated: float | None) -> None:
+    @staticmethod
+    def warn_on_collapse(step: int, entropy: float, truncated: float, first_entropy: float) -> None:
         """Log a warning when held-out entropy or truncation crosses its threshold (module docstring)."""
-        if entropy is not None and self.first_entropy is None:
-            self.first_entropy = entropy
-        if entropy is not None and entropy < ENTROPY_WARN_FRACTION * self.first_entropy:
+        if entropy < ENTROPY_WARN_FRACTION * first_entropy:
             logger.warning("step %d: held-out entropy %.3f is below %.0f%% of its first value %.3f: the policy may be "
                            "collapsing (docs/token-credit.md)", step, entropy,
-                           100 * ENTROPY_WARN_FRACTION, self.first_entropy)
-        if truncated is not None and truncated > TRUNCATION_WARN:
+                           100 * ENTROPY_WARN_FRACTION, first_entropy)
+        if truncated > TRUNCATION_WARN:
             logger.warning("step %d: %.0f%% of held-out responses hit the length limit (threshold %.0f%%): the policy "
                            "may be collapsing, or max_completion_length is too short", step, 100 * truncated,
                            100 * TRUNCATION_WARN)
