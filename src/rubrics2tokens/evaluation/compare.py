@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rubrics2tokens.data.schema import DataError, read_jsonl
+from rubrics2tokens.evaluation.scoring import prompt_scores
 
 RESAMPLES = 10_000
 METRICS = ("prompt_level_strict", "prompt_level_loose", "instruction_level_strict", "instruction_level_loose")
@@ -36,12 +37,12 @@ def read_prompt_scores(folder: str | Path) -> PromptScores:
     path = Path(folder) / "verdicts.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; run `rtt eval run` or `rtt eval score` with --out {folder}")
-    responses: dict[str, list[dict[str, list[bool]]]] = {}
+    responses: dict[str, list[dict[str, list]]] = {}
     for number, row in read_jsonl(path):
         if not isinstance(row.get("key"), (str, int)) or not isinstance(row.get("strict"), list):
             raise DataError(path, number, "key" if "key" not in row else "strict", "missing or malformed")
-        modes = {mode: [verdict is True for verdict in row[mode]] for mode in ("strict", "loose") if row.get(mode)}
-        responses.setdefault(str(row["key"]), []).append(modes)
+        responses.setdefault(str(row["key"]), []).append({mode: row[mode] for mode in ("strict", "loose")
+                                                          if row.get(mode)})
     keys = tuple(responses)
     passed: dict[str, list[float]] = {metric: [] for metric in METRICS}
     counted: dict[str, list[float]] = {metric: [] for metric in METRICS}
@@ -49,9 +50,10 @@ def read_prompt_scores(folder: str | Path) -> PromptScores:
         for mode in ("strict", "loose"):
             # a benchmark without a loose mode (MulDimIF) scores loose as strict
             verdicts = [response.get(mode, response["strict"]) for response in responses[key]]
-            passed[f"prompt_level_{mode}"].append(np.mean([all(v) for v in verdicts]))
+            all_pass, passes = prompt_scores(verdicts)  # as `rtt eval score` summarizes them
+            passed[f"prompt_level_{mode}"].append(all_pass)
             counted[f"prompt_level_{mode}"].append(1.0)
-            passed[f"instruction_level_{mode}"].append(np.mean([sum(v) for v in verdicts]))
+            passed[f"instruction_level_{mode}"].append(passes)
             counted[f"instruction_level_{mode}"].append(float(len(verdicts[0])))
     return PromptScores(keys, {m: np.array(v) for m, v in passed.items()}, {m: np.array(v) for m, v in counted.items()})
 
@@ -80,7 +82,8 @@ def compare(base: PromptScores, other: PromptScores, seed: int = 0) -> Compariso
     accuracy: list[dict[str, float]] = [{}, {}]
     resampled: list[dict[str, np.ndarray]] = [{}, {}]
     for side, scores in enumerate((base, other)):
-        rows = np.array([scores.keys.index(key) for key in shared])
+        position = {key: row for row, key in enumerate(scores.keys)}
+        rows = np.array([position[key] for key in shared])
         for metric in METRICS:
             passed, counted = scores.passed[metric][rows], scores.counted[metric][rows]
             accuracy[side][metric] = float(passed.sum() / counted.sum())

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from rubrics2tokens.evaluation.benchmarks import BenchmarkPrompt
 from rubrics2tokens.verifiers.ifeval import register_ifeval_verifiers
@@ -112,6 +112,13 @@ def score_responses(responses: Iterable[tuple[BenchmarkPrompt, str]]) -> list[Re
     return verdicts
 
 
+def prompt_scores(responses: Sequence[Sequence[bool | None]]) -> tuple[float, float]:
+    """One prompt's (all instructions pass, number of instructions that pass), each averaged over its responses'
+    verdicts; an unknown verdict counts as not passing."""
+    return (fmean(all(v is True for v in response) for response in responses),
+            fmean(sum(v is True for v in response) for response in responses))
+
+
 def summarize(benchmark: str, verdicts: list[ResponseVerdicts]) -> dict[str, Any]:
     """The four accuracies (each prompt averaged over its responses first), with counts and the paper's names;
     MulDimIF's own summary for MulDimIF."""
@@ -122,12 +129,11 @@ def summarize(benchmark: str, verdicts: list[ResponseVerdicts]) -> dict[str, Any
     summary: dict[str, Any] = {"benchmark": benchmark, "num_prompts": len(groups), "num_responses": len(verdicts),
                                "num_instructions": num_instructions}
     for mode in MODES:
-        # per prompt: the mean over its responses of (all instructions pass) and of (instructions that pass)
         per_prompt = [[getattr(verdict, mode) for verdict in group] for group in groups]
-        all_pass = [fmean(all(v is True for v in response) for response in prompt) for prompt in per_prompt]
-        passes = [fmean(sum(v is True for v in response) for response in prompt) for prompt in per_prompt]
-        summary[f"prompt_level_{mode}"] = fmean(all_pass) if all_pass else 0.0
-        summary[f"instruction_level_{mode}"] = sum(passes) / num_instructions if num_instructions else 0.0
+        scores = [prompt_scores(prompt) for prompt in per_prompt]
+        summary[f"prompt_level_{mode}"] = fmean(all_pass for all_pass, _ in scores) if scores else 0.0
+        summary[f"instruction_level_{mode}"] = (sum(passes for _, passes in scores) / num_instructions
+                                                if num_instructions else 0.0)
         summary[f"unknown_verdicts_{mode}"] = sum(v is None for prompt in per_prompt for response in prompt
                                                   for v in response)
     summary["paper_names"] = PAPER_NAMES
