@@ -174,7 +174,9 @@ def test_a_killed_study_resumes_its_second_run_without_repeating_the_first(tiny_
     assert resumed.returncode == 0, resumed.stderr[-3000:] + resumed.stdout[-3000:]
     assert "(1 finished, 1 to run, 1 at a time)" in resumed.stdout
     assert "[rtt/seed0] resuming from checkpoint-" in resumed.stdout and "[grpo/seed0]" not in resumed.stdout
-    assert "checkpoint-99: an incomplete checkpoint" in resumed.stdout and "from checkpoint-99" not in resumed.stdout
+    assert "from checkpoint-99" not in resumed.stdout
+    assert "checkpoint-99: an incomplete checkpoint" in (second / "train.log").read_text()
+    assert not (second / "checkpoint-99").exists()
     assert (first / "metrics.jsonl").read_bytes() == first_metrics, "the finished run was not touched"
     assert (first / "final" / "model.safetensors").stat().st_mtime_ns == first_model
     assert len((first / "attempts.jsonl").read_text().splitlines()) == 2, "one start, one end"

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 
 import yaml
-from transformers.trainer_utils import get_last_checkpoint
-
 from rubrics2tokens.builder import (JsonlMetrics, METRICS_FILE, build_rows,  # noqa: F401 (moved; re-exported)
                                     build_trainer)
+from rubrics2tokens.checkpoints import (checkpoint_step, checkpoints, drop_incomplete_checkpoints,
+                                        last_complete_checkpoint)
 from rubrics2tokens.cli.summary import print_summary
 from rubrics2tokens.config import ConfigError, RunConfig, run_config_tree
 from rubrics2tokens.report import write_report
@@ -32,18 +32,22 @@ def _drop_records_after(path: Path, step: int) -> None:
 
 def run_training(config: RunConfig, resume: bool = False, verbosity: str = "normal") -> Path:
     output_dir = Path(config.training.output_dir)
-    checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    if checkpoint and not resume:
+    existing = checkpoints(output_dir)
+    if existing and not resume:
         raise ConfigError(f"training.output_dir {str(output_dir)!r} already holds checkpoints (last: "
-                          f"{Path(checkpoint).name}); pass --resume to continue that run, or choose another "
+                          f"{existing[-1].name}); pass --resume to continue that run, or choose another "
                           "training.output_dir")
+    # A kill during a save leaves a checkpoint without its trainer state: resume from the one before it.
+    checkpoint = last_complete_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
-        logger.warning("--resume: no checkpoint in %s, starting from scratch", output_dir)
+        logger.warning("--resume: no complete checkpoint in %s, starting from scratch", output_dir)
     # Under a launcher every process runs this; only the first (RANK 0, the one JsonlMetrics writes from) may
-    # rewrite or remove the log, or another process can read it half-rewritten or unlink it twice.
+    # rewrite or remove files, or another process can read them half-rewritten or remove them twice.
     if os.environ.get("RANK", "0") == "0":
-        if resume and checkpoint:
-            _drop_records_after(output_dir / METRICS_FILE, int(Path(checkpoint).name.split("-")[-1]))
+        if resume:
+            drop_incomplete_checkpoints(output_dir)
+        if checkpoint:
+            _drop_records_after(output_dir / METRICS_FILE, checkpoint_step(checkpoint))
         elif (output_dir / METRICS_FILE).exists():
             (output_dir / METRICS_FILE).unlink()  # a fresh run starts a fresh log
 
@@ -51,7 +55,7 @@ def run_training(config: RunConfig, resume: bool = False, verbosity: str = "norm
     if trainer.accelerator.is_main_process:
         (output_dir / CONFIG_FILE).write_text(yaml.safe_dump(run_config_tree(config), sort_keys=False),
                                               encoding="utf-8")
-    trainer.train(resume_from_checkpoint=checkpoint if resume else None)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     final_dir = output_dir / "final"
     trainer.save_model(str(final_dir))
     if trainer.accelerator.is_main_process:

@@ -2,7 +2,7 @@
 
 A run's folder tells its state: ``finished.json`` (written here once `rtt train` exited 0 and left
 ``final/``) means done, and the run is skipped; a ``checkpoint-*`` folder means interrupted, and the run
-continues with ``--resume`` (a checkpoint whose save a kill cut short is removed first); anything else
+continues with ``--resume`` (which passes over a checkpoint whose save a kill cut short); anything else
 starts fresh. So after a kill the same command runs only what is not finished, and nothing finished is
 repeated. Every attempt appends its wall time and exit
 code to ``attempts.jsonl`` (one line as it starts, one as it ends) and its output to ``train.log`` in
@@ -28,15 +28,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from transformers.trainer_utils import get_last_checkpoint
-
+from rubrics2tokens.checkpoints import checkpoints, last_complete_checkpoint
 from rubrics2tokens.study.spec import PlannedRun, Study, write_run_configs
 
 FINISHED = "finished.json"
 ATTEMPTS = "attempts.jsonl"
 LOG = "train.log"
 LOCK = ".study.lock"  # held by the study training in a folder
-CHECKPOINT_COMPLETE = "trainer_state.json"  # the last file the Trainer writes into a checkpoint
 POLL_S = 0.5
 STOP_GRACE_S = 30.0  # how long a run may take to stop after SIGTERM before it is killed
 
@@ -45,19 +43,6 @@ Echo = Callable[[str], None]
 
 def is_finished(folder: Path) -> bool:
     return (folder / FINISHED).is_file() and (folder / "final").is_dir()
-
-
-def last_checkpoint(folder: Path) -> str | None:
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
-
-
-def drop_incomplete_checkpoints(folder: Path, echo: Echo) -> None:
-    """Remove checkpoints without trainer_state.json: the Trainer writes that file last, so such a folder
-    is a save cut short by a kill, and resuming from it would fail."""
-    for checkpoint in sorted(folder.glob("checkpoint-*")):
-        if checkpoint.is_dir() and not (checkpoint / CHECKPOINT_COMPLETE).is_file():
-            echo(f"{checkpoint}: an incomplete checkpoint (its save was cut short); removed")
-            shutil.rmtree(checkpoint)
 
 
 class StudyBusyError(RuntimeError):
@@ -78,10 +63,10 @@ def study_lock(output_dir: Path) -> Iterator[None]:
 
 
 def run_state(run: PlannedRun) -> str:
-    """'finished', 'interrupted' (a checkpoint to resume from) or 'new'."""
+    """'finished', 'interrupted' (a checkpoint, `rtt train --resume` continues) or 'new'."""
     if is_finished(run.folder):
         return "finished"
-    return "interrupted" if last_checkpoint(run.folder) else "new"
+    return "interrupted" if checkpoints(run.folder) else "new"
 
 
 def train_command(run: PlannedRun, resume: bool) -> list[str]:
@@ -180,7 +165,7 @@ def _mark_finished(run: PlannedRun, wall_s: float, keep_checkpoints: bool) -> No
         "variant": run.variant, "seed": run.seed, "wall_s": wall_s,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
     if not keep_checkpoints:
-        for checkpoint in run.folder.glob("checkpoint-*"):
+        for checkpoint in checkpoints(run.folder):
             shutil.rmtree(checkpoint)
 
 
@@ -204,10 +189,11 @@ def _train(pending: list[PlannedRun], jobs: int, keep_checkpoints: bool, echo: E
         while pending or running:
             while pending and len(running) < jobs:
                 run = pending.pop(0)
-                drop_incomplete_checkpoints(run.folder, echo)
                 resume = run_state(run) == "interrupted"
                 running.append(_Attempt(run, resume, jobs))
-                how = f"resuming from {Path(last_checkpoint(run.folder)).name}" if resume else "starting"
+                checkpoint = last_complete_checkpoint(run.folder)
+                how = ("starting" if not resume else f"resuming from {checkpoint.name}" if checkpoint
+                       else "resuming: no complete checkpoint, starting over")
                 echo(f"[{run.name}] {how}; log: {run.folder / LOG}")
             time.sleep(POLL_S)
             for attempt in [attempt for attempt in running if attempt.process.poll() is not None]:
