@@ -33,7 +33,7 @@ LAYERS = [
     ("relevance",),
     ("scoring", "evaluation"),
     ("data",),
-    ("verifiers", "judge", "models", "generation", "advantages", "yaml_config"),
+    ("verifiers", "judge", "models", "generation", "advantages", "yaml_config", "checkpoints"),
 ]
 """Top-level units of `rubrics2tokens`, highest first. A module imports its own unit or a lower layer."""
 
