@@ -59,11 +59,9 @@ def write_run(folder: Path, source: str, seed: int, passing: set[int], rtt_time:
             rows = heldout_rows(step, passing, grpo=source == "none")
             with (folder / "heldout" / f"step_{step:06d}.jsonl").open("w") as out:
                 out.writelines(json.dumps(row) + "\n" for row in rows)
+            # what TRL logs: its entropy weighs tokens over its loss mask; the report reads the records instead
             records.append({"step": step, "heldout/all_pass": float(np.mean([r["all_pass"] for r in rows])),
-                            "heldout/satisfaction": float(np.mean([r["satisfaction"] for r in rows])),
-                            "heldout/pass/testbed/no_commas": float(np.mean([r["verdicts"][0] for r in rows])),
-                            "heldout/pass/testbed/min_words": 1.0, "heldout/mean_length": 15.5,
-                            "heldout/truncated_frac": 1 / 12, "heldout/entropy": 2.0 - 0.1 * step})
+                            "heldout/satisfaction": 0.0, "heldout/entropy": 9.0})
     (folder / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     return folder
 
@@ -111,8 +109,13 @@ def test_report_numbers_are_the_run_folders_numbers(study):
     assert grpo["minus_baseline"] == {}
     assert grpo["step_time_s"]["mean"] == 2.0
     assert grpo["rtt_time_share"] == pytest.approx(0.1) and rtt["rtt_time_share"] == pytest.approx(0.2)
-    curve = report["curves"]["heldout/all_pass"]["rtt-csr"]
+    curve = report["curves"]["all_pass"]["rtt-csr"]
     assert curve == {"step": [0, 2, 4], "mean": [0.0, 0.0, 1.0], "low": [0.0, 0.0, 1.0], "high": [0.0, 0.0, 1.0]}
+    # curves come from the held-out records, as the table does, not from metrics.jsonl's heldout/* lines
+    assert report["curves"]["satisfaction"]["grpo-csr"]["mean"] == pytest.approx([0.5, 0.5, 0.75])
+    assert report["curves"]["entropy"]["grpo-csr"]["mean"] == pytest.approx([2.0, 1.8, 1.6])
+    assert report["curves"]["length"]["grpo-csr"]["mean"] == pytest.approx([15.5] * 3)
+    assert report["curves"]["pass/testbed:no_commas"]["rtt-random"]["mean"] == pytest.approx([0.0, 0.0, 0.5])
     assert report["heatmaps"]["grpo_run"].endswith("grpo-csr/seed0")
     assert report["heatmaps"]["rtt_run"].endswith("rtt-csr/seed0"), "the RTT variant with the best final all-pass"
     assert report["heatmaps"]["steps"] == {"grpo": [0, 4], "rtt": [0, 4]}

@@ -1,5 +1,6 @@
 """Learning curves: held-out metrics against training steps, one line per variant (the mean over its
-seeds) and a band from the lowest to the highest seed, drawn with matplotlib into PNG files."""
+seeds) and a band from the lowest to the highest seed, drawn with matplotlib into PNG files. A run's value
+at a step is computed from its held-out records as the table's is (`RunFolder.heldout_means`)."""
 
 from __future__ import annotations
 
@@ -16,22 +17,21 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from rubrics2tokens.report.runs import RunFolder, group_by_variant  # noqa: E402
 
-CURVE_METRICS = {"heldout/all_pass": "all-pass", "heldout/satisfaction": "satisfaction",
-                 "heldout/mean_length": "mean length (tokens)", "heldout/truncated_frac": "truncated fraction",
-                 "heldout/entropy": "entropy"}
-FAMILY_PREFIX = "heldout/pass/"
+CURVE_METRICS = {"all_pass": "all-pass", "satisfaction": "satisfaction", "length": "mean length (tokens)",
+                 "truncated": "truncated fraction", "entropy": "entropy"}
+FAMILY_PREFIX = "pass/"
 LINE_STYLES = ("-", "--", "-.", ":")
 DPI = 80  # small files: the PNGs are committed next to the study's write-up
 
 
 def variant_curves(runs: list[RunFolder], key: str) -> dict[str, dict[str, list[float]]]:
-    """Variant -> {"step", "mean", "low", "high"}: at every step one of its runs logged ``key``, the mean,
-    lowest and highest value over the runs that did."""
+    """Variant -> {"step", "mean", "low", "high"}: at every step one of its runs has ``key`` in its held-out
+    records, the mean, lowest and highest value over the runs that have."""
     curves = {}
     for name, group in group_by_variant(runs).items():
         by_step: dict[int, list[float]] = {}
         for run in group:
-            for step, value in zip(*run.series(key)):
+            for step, value in zip(*run.heldout_series(key)):
                 by_step.setdefault(step, []).append(value)
         if by_step:
             steps = sorted(by_step)
@@ -81,8 +81,8 @@ def _figure(panels: dict[str, dict[str, dict[str, list[float]]]], colours: dict[
 
 
 def heldout_curve_keys(runs: list[RunFolder]) -> list[str]:
-    """The core held-out metrics, then every ``heldout/pass/<family>`` any run logged (sorted)."""
-    return [*CURVE_METRICS, *sorted({key for run in runs for record in run.records for key in record
+    """The core held-out metrics, then every ``pass/<family>`` in any run's held-out records (sorted)."""
+    return [*CURVE_METRICS, *sorted({key for run in runs for means in run.heldout_means.values() for key in means
                                      if key.startswith(FAMILY_PREFIX)})]
 
 

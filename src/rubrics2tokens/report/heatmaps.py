@@ -38,7 +38,7 @@ def advantage_colour(value: float, scale: float) -> tuple[int, int, int]:
 
 
 def _final_value(run: RunFolder, key: str) -> float:
-    steps, values = run.series(key)
+    steps, values = run.heldout_series(key)
     return values[-1] if values else -math.inf
 
 
@@ -54,7 +54,7 @@ def choose_pair(runs: list[RunFolder]) -> Pair | None:
     grpo.sort(key=lambda group: group[0].setting("reward_aggregation") != "csr")
     best_rtt = max(rtt, key=lambda group: tuple(
         sum(_final_value(run, key) for run in group) / len(group)
-        for key in ("heldout/all_pass", "heldout/satisfaction")))
+        for key in ("all_pass", "satisfaction")))
     return Pair(grpo[0][0], best_rtt[0])
 
 

@@ -1,9 +1,10 @@
 """Run folders as the report reads them: found by their ``metrics.jsonl``, read without being changed.
 
 A run folder (``training.output_dir`` of `rtt train`) holds ``metrics.jsonl`` (one JSON record per logged
-step; held-out records carry ``heldout/*`` keys), ``heldout/step_<N:06d>.jsonl`` (one row per held-out
-response at evaluation step N), its resolved ``config.yaml`` (or the ``study_run.yaml`` a study wrote),
-and, from `rtt study`, ``finished.json`` with the run's wall time.
+step; the report reads step and RTT times from it), ``heldout/step_<N:06d>.jsonl`` (one row per held-out
+response at evaluation step N; every held-out number of the report, tables and curves, comes from these),
+its resolved ``config.yaml`` (or the ``study_run.yaml`` a study wrote), and, from `rtt study`,
+``finished.json`` with the run's wall time.
 
 A run's variant is its folder's name, or its parent's when the folder is named ``seed<k>`` (the layout
 `rtt study` writes: ``<variant>/seed<k>/``); so runs trained anywhere and gathered into one folder by
@@ -15,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from rubrics2tokens.report.stats import run_means
 
 METRICS = "metrics.jsonl"
 HELDOUT_DIR = "heldout"
@@ -82,12 +84,16 @@ class RunFolder:
     def heldout_rows(self, step: int) -> list[dict[str, Any]]:
         return read_records(self.path / HELDOUT_DIR / f"step_{step:06d}.jsonl")
 
-    def series(self, key: str) -> tuple[list[int], list[float]]:
-        """(steps, values) of every record that logged ``key``; a step logged twice keeps its last value."""
-        by_step = {record["step"]: record[key] for record in self.records
-                   if isinstance(record.get(key), (int, float)) and not math.isnan(record[key]) and "step" in record}
-        steps = sorted(by_step)
-        return steps, [float(by_step[step]) for step in steps]
+    @cached_property
+    def heldout_means(self) -> dict[int, dict[str, float]]:
+        """Step -> metric -> the run's held-out value at that evaluation, from its response records (what the
+        report's table averages; TRL's ``heldout/*`` log lines weigh entropy by tokens, and only over its loss mask)."""
+        return {step: run_means(self.heldout_rows(step)) for step in self.heldout_steps}
+
+    def heldout_series(self, metric: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of ``metric`` (`stats.response_values` names) at every evaluation that has it."""
+        steps = [step for step, means in self.heldout_means.items() if metric in means]
+        return steps, [self.heldout_means[step][metric] for step in steps]
 
     @property
     def wall_s(self) -> float | None:

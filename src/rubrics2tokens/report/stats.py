@@ -70,6 +70,15 @@ def cell_matrix(runs_rows: list[list[dict[str, Any]]], prompts: list[str], metri
         return np.where(counts > 0, sums / counts, np.nan)
 
 
+def run_means(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Metric -> one run's value at one evaluation: the mean over prompts of each prompt's mean over its
+    responses (a row of `cell_matrix`, averaged), for every metric a row has a value of."""
+    prompts = sorted({row["prompt_id"] for row in rows if "prompt_id" in row})
+    metrics = sorted({metric for row in rows for metric, value in response_values(row).items()
+                      if not math.isnan(value)})
+    return {metric: float(_nanmean(cell_matrix([rows], prompts, metric))) for metric in metrics}
+
+
 def _nanmean(values: np.ndarray, axis: Any = None) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN resample is NaN, dropped below
