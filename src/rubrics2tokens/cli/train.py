@@ -51,6 +51,10 @@ def run_training(config: RunConfig, resume: bool = False, verbosity: str = "norm
         elif (output_dir / METRICS_FILE).exists():
             (output_dir / METRICS_FILE).unlink()  # a fresh run starts a fresh log
 
+    if checkpoint:
+        # The evaluation before the first step is on disk already (heldout/step_000000.jsonl); TRL would run
+        # it again at the resumed step, an extra point off the evaluation grid.
+        config.training.eval_on_start = False
     trainer = build_trainer(config, verbosity=verbosity)
     if trainer.accelerator.is_main_process:
         (output_dir / CONFIG_FILE).write_text(yaml.safe_dump(run_config_tree(config), sort_keys=False),
