@@ -75,6 +75,18 @@ def test_a_killed_run_resumes_without_losing_a_completed_step(tiny_model_dir, tm
     assert list(output.glob("runs/*/events.out.tfevents.*")) or list(output.glob("**/events.out.tfevents.*"))
 
 
+def test_a_report_that_fails_does_not_fail_a_finished_run(tiny_model_dir, tmp_path):
+    output = tmp_path / "run"
+    output.mkdir()
+    (output / "report").write_text("a file where the report's folder goes")
+    config = tmp_path / "run.yaml"
+    config.write_text(TINY_RUN.format(model=tiny_model_dir, output=output, steps=1))
+    result = rtt("train", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the report could not be written (FileExistsError" in result.stderr
+    assert f"rtt report {output}" in result.stderr and (output / "final" / "model.safetensors").exists()
+
+
 def test_cli_errors_are_one_clear_line(tmp_path):
     result = rtt("train", str(tmp_path / "missing.yaml"))
     assert result.returncode == 2 and "config file not found" in result.stderr

@@ -30,6 +30,16 @@ def _drop_records_after(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
+def _print_report(output_dir: Path) -> None:
+    """Write the run's report. The run is complete once its model is saved and the report is rebuilt from the
+    folder at any time, so a report that fails says so and does not fail the run (a study would retry it)."""
+    try:
+        print(f"  report:       {write_report(output_dir)}")
+    except Exception as error:  # noqa: BLE001 (whatever broke the report, the trained model stands)
+        logger.error("the report could not be written (%s: %s); the run is complete, `rtt report %s` rebuilds it",
+                     type(error).__name__, error, output_dir)
+
+
 def run_training(config: RunConfig, resume: bool = False, verbosity: str = "normal") -> Path:
     output_dir = Path(config.training.output_dir)
     existing = checkpoints(output_dir)
@@ -64,7 +74,7 @@ def run_training(config: RunConfig, resume: bool = False, verbosity: str = "norm
     trainer.save_model(str(final_dir))
     if trainer.accelerator.is_main_process:
         print_summary(output_dir, final_dir)
-        print(f"  report:       {write_report(output_dir)}")
+        _print_report(output_dir)
     # Under `accelerate launch`, a rank that exits with its gloo process group alive can abort at teardown
     # (SIGABRT after a finished run); ending it first makes the exit clean. A single process has none.
     trainer.accelerator.end_training()
