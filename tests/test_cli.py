@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,6 +74,20 @@ def test_a_killed_run_resumes_without_losing_a_completed_step(tiny_model_dir, tm
     assert state["global_step"] == 6
     assert (output / "final" / "model.safetensors").exists()
     assert list(output.glob("runs/*/events.out.tfevents.*")) or list(output.glob("**/events.out.tfevents.*"))
+
+    # A run that trained to its last step but exited before it was marked done (a study retries it): resuming
+    # trains nothing (Transformers' loop would train a 7th step) and leaves its log and evaluations as they were.
+    heldout_before = (output / "heldout" / "step_000006.jsonl").read_text()
+    shutil.rmtree(output / "final")
+    again = rtt("train", str(config), "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "checkpoint-6 is the run's last step" in again.stderr and "step 6" in again.stdout
+    assert ((output / "final" / "model.safetensors").read_bytes()
+            == (output / "checkpoint-6" / "model.safetensors").read_bytes())
+    assert not (output / "final" / "optimizer.pt").exists() and (output / "final" / "tokenizer_config.json").exists()
+    assert logged_steps(output) == [1, 2, 3, 4, 5, 6]
+    assert {path.name for path in (output / "heldout").iterdir()} == {"step_000000.jsonl", "step_000006.jsonl"}
+    assert (output / "heldout" / "step_000006.jsonl").read_text() == heldout_before
 
 
 def test_a_report_that_fails_does_not_fail_a_finished_run(tiny_model_dir, tmp_path):

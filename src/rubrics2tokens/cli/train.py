@@ -8,10 +8,11 @@ import os
 from pathlib import Path
 
 import yaml
+
 from rubrics2tokens.builder import (JsonlMetrics, METRICS_FILE, build_rows,  # noqa: F401 (moved; re-exported)
                                     build_trainer)
-from rubrics2tokens.checkpoints import (checkpoint_step, checkpoints, drop_incomplete_checkpoints,
-                                        last_complete_checkpoint)
+from rubrics2tokens.checkpoints import (checkpoint_step, checkpoints, drop_incomplete_checkpoints, export_model,
+                                        last_complete_checkpoint, training_finished)
 from rubrics2tokens.cli.summary import print_summary
 from rubrics2tokens.config import ConfigError, RunConfig, run_config_tree
 from rubrics2tokens.report import write_report
@@ -30,9 +31,10 @@ def _drop_records_after(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
-def _print_report(output_dir: Path) -> None:
-    """Write the run's report. The run is complete once its model is saved and the report is rebuilt from the
-    folder at any time, so a report that fails says so and does not fail the run (a study would retry it)."""
+def _print_outcome(output_dir: Path, final_dir: Path) -> None:
+    """The summary, then the run's report. The run is complete once its model is saved and the report is rebuilt
+    from the folder at any time, so a report that fails says so and does not fail the run (a study would retry it)."""
+    print_summary(output_dir, final_dir)
     try:
         print(f"  report:       {write_report(output_dir)}")
     except Exception as error:  # noqa: BLE001 (whatever broke the report, the trained model stands)
@@ -40,14 +42,14 @@ def _print_report(output_dir: Path) -> None:
                      type(error).__name__, error, output_dir)
 
 
-def run_training(config: RunConfig, resume: bool = False, verbosity: str = "normal") -> Path:
-    output_dir = Path(config.training.output_dir)
+def _resume_point(output_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to continue from (None: start fresh), with the folder made ready for it: a save a kill cut
+    short removed, log records of the steps that run again dropped; a fresh run starts a fresh log."""
     existing = checkpoints(output_dir)
     if existing and not resume:
         raise ConfigError(f"training.output_dir {str(output_dir)!r} already holds checkpoints (last: "
                           f"{existing[-1].name}); pass --resume to continue that run, or choose another "
                           "training.output_dir")
-    # A kill during a save leaves a checkpoint without its trainer state: resume from the one before it.
     checkpoint = last_complete_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         logger.warning("--resume: no complete checkpoint in %s, starting from scratch", output_dir)
@@ -59,8 +61,21 @@ def run_training(config: RunConfig, resume: bool = False, verbosity: str = "norm
         if checkpoint:
             _drop_records_after(output_dir / METRICS_FILE, checkpoint_step(checkpoint))
         elif (output_dir / METRICS_FILE).exists():
-            (output_dir / METRICS_FILE).unlink()  # a fresh run starts a fresh log
+            (output_dir / METRICS_FILE).unlink()
+    return checkpoint
 
+
+def run_training(config: RunConfig, resume: bool = False, verbosity: str = "normal") -> Path:
+    output_dir = Path(config.training.output_dir)
+    final_dir = output_dir / "final"
+    checkpoint = _resume_point(output_dir, resume)
+    if checkpoint and training_finished(checkpoint, config.training.max_steps):
+        # Trained to its last step already; resumed there, Transformers' loop would train one step more.
+        logger.warning("--resume: %s is the run's last step; its model becomes %s", checkpoint.name, final_dir)
+        if os.environ.get("RANK", "0") == "0":
+            export_model(checkpoint, final_dir)
+            _print_outcome(output_dir, final_dir)
+        return final_dir
     if checkpoint:
         # The evaluation before the first step is on disk already (heldout/step_000000.jsonl); TRL would run
         # it again at the resumed step, an extra point off the evaluation grid.
@@ -70,11 +85,9 @@ def run_training(config: RunConfig, resume: bool = False, verbosity: str = "norm
         (output_dir / CONFIG_FILE).write_text(yaml.safe_dump(run_config_tree(config), sort_keys=False),
                                               encoding="utf-8")
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    final_dir = output_dir / "final"
     trainer.save_model(str(final_dir))
     if trainer.accelerator.is_main_process:
-        print_summary(output_dir, final_dir)
-        _print_report(output_dir)
+        _print_outcome(output_dir, final_dir)
     # Under `accelerate launch`, a rank that exits with its gloo process group alive can abort at teardown
     # (SIGABRT after a finished run); ending it first makes the exit clean. A single process has none.
     trainer.accelerator.end_training()
