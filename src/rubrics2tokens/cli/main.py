@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", metavar="key=value",
                        help="override config keys, e.g. training.max_steps=20 training.relevance_source=none")
     train.add_argument("--resume", action="store_true",
-                       help="continue from the last checkpoint in training.output_dir")
+                       help="continue from the last complete checkpoint in training.output_dir")
     loudness = train.add_mutually_exclusive_group()
     loudness.add_argument("--quiet", action="store_true",
                           help="only the progress bar, warnings and the end-of-run summary")
