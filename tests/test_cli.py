@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rubrics2tokens.checkpoints import checkpoints
 from tests_paths import REPO
 
 TINY_RUN = """
@@ -57,7 +58,7 @@ def test_a_killed_run_resumes_without_losing_a_completed_step(tiny_model_dir, tm
     process.send_signal(signal.SIGKILL)
     process.wait()
     # The kill may land during a save; make sure one was cut short: the Trainer writes trainer_state.json last.
-    cut_short = sorted(output.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[-1]
+    cut_short = checkpoints(output)[-1]
     (cut_short / "trainer_state.json").unlink(missing_ok=True)
 
     refused = rtt("train", str(config))
