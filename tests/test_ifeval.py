@@ -10,6 +10,7 @@ import pytest
 
 from rubrics2tokens.evaluation.benchmarks import load_benchmark
 from rubrics2tokens.evaluation.scoring import loose_variants, score_responses
+from rubrics2tokens.verifiers.base import Verdict
 from rubrics2tokens.verifiers.ifeval import SPAN_FINDERS, register_ifeval_verifiers
 from rubrics2tokens.verifiers.registry import VERIFIERS, UnknownVerifierError, run_verifier
 from tests_paths import SHARED_DATA
@@ -225,3 +226,37 @@ def test_missing_nltk_data_fails_clearly_without_a_download(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "NLTK_DATA=/path" in result.stdout and "python -m nltk.downloader" in result.stdout
     assert "punkt_tab" in result.stdout
+
+
+@pytest.mark.parametrize("verifier_id, kwargs", [
+    ("ifeval:length_constraints:number_words", {"num_words": 5, "relation": "at least"}),
+    ("ifeval:length_constraints:number_sentences", {"num_sentences": 2, "relation": "at least"}),
+    ("ifeval:length_constraints:number_paragraphs", {"num_paragraphs": 2}),
+    ("ifeval:length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 1,
+                                                            "first_word": "hello"}),
+    ("ifeval:keywords:existence", {"keywords": ["art"]}),
+    ("ifeval:keywords:frequency", {"keyword": "dog", "frequency": 2, "relation": "at least"}),
+    ("ifeval:keywords:letter_frequency", {"letter": "z", "let_frequency": 2, "let_relation": "at least"}),
+    ("ifeval:detectable_content:number_placeholders", {"num_placeholders": 1}),
+    ("ifeval:detectable_format:number_bullet_lists", {"num_bullets": 3}),
+    ("ifeval:detectable_format:number_highlighted_sections", {"num_highlights": 2}),
+    ("ifeval:detectable_format:multiple_sections", {"section_spliter": "Section", "num_sections": 2}),
+    ("ifeval:change_case:capital_word_frequency", {"capital_frequency": 2, "capital_relation": "at least"}),
+])
+@pytest.mark.parametrize("response", ["", "  \n"])
+def test_a_blank_response_under_a_lower_limit_blames_the_stop(verifier_id, kwargs, response):
+    """issue 20 defect 6: blank response blames the stop. Too few units, none at all: stopping at once is
+    the cause (method.md §5), and no character is blamed."""
+    assert run_verifier(verifier_id, response, kwargs) == Verdict(passed=False, spans=(), stop=True)
+
+
+@pytest.mark.parametrize("verifier_id, kwargs", [
+    ("ifeval:length_constraints:number_words", {"num_words": 5, "relation": "less than"}),
+    ("ifeval:keywords:frequency", {"keyword": "dog", "frequency": 2, "relation": "less than"}),
+    ("ifeval:punctuation:no_comma", {}),
+])
+def test_a_blank_response_under_no_lower_limit_does_not_blame_the_stop(verifier_id, kwargs):
+    """The other side of issue 20 defect 6 (blank response blames the stop): IFEval fails a blank response on
+    everything, but an upper limit or a ban was not missed for want of units, so the stop is not blamed."""
+    verdict = run_verifier(verifier_id, "", kwargs)
+    assert verdict.passed is False and not verdict.stop

@@ -9,6 +9,7 @@ instructions get the prompt through their kwargs, as the data provides it (``pro
 The verdict is exactly the official strict verdict: an empty (blank) response fails every instruction, any
 other is judged by the package's ``check_following``. The spans follow method.md §5 for the instructions in
 `SPAN_FINDERS`, which mirror the checker's own matching; every other instruction reports ``spans=None``.
+A blank response has no character to point at; under a lower limit (`LOWER_LIMITS`) it blames the stop.
 
 Determinism: some checkers draw missing arguments from `random` (IFEval keys 1122 and 1129 ask for a
 "letter" that is not a letter) and `langdetect` is random unless seeded. Each check therefore runs with
@@ -104,18 +105,30 @@ def check_instruction(instruction_class: type, instruction_id: str, response: st
 class InstructionVerifier:
     """A registered verifier: one instruction class of `if-verifiable`, with its span finder if any."""
 
-    def __init__(self, instruction_id: str, instruction_class: type, find_spans: SpanFinder | None):
+    def __init__(self, instruction_id: str, instruction_class: type, find_spans: SpanFinder | None,
+                 asks_for_units: LowerLimit | None = None):
         self.instruction_id = instruction_id
         self.instruction_class = instruction_class
         self.find_spans = find_spans
+        self.asks_for_units = asks_for_units
 
     def __call__(self, response: str, **kwargs: Any) -> Verdict:
         passed, used_args = check_instruction(self.instruction_class, self.instruction_id, response, kwargs)
+        if not response.strip():
+            return self._blank_verdict(used_args)
         if self.find_spans is None:
             return Verdict(passed=passed, spans=None)
-        if not response.strip():
-            return Verdict(passed=passed, spans=())  # a blank response has nothing to point at
         return self.find_spans(response, passed, used_args)
+
+    def _blank_verdict(self, used_args: Mapping[str, Any]) -> Verdict:
+        """A blank response fails every instruction and has no character to point at.
+
+        Under a lower limit (at least N words, sentences, paragraphs, keywords...) it has none of the units
+        asked for: stopping at once is the cause, so the stop is blamed (method.md §5).
+        """
+        if self.asks_for_units is not None and self.asks_for_units(used_args):
+            return Verdict.too_few()
+        return Verdict(passed=False, spans=None if self.find_spans is None else ())
 
 
 # ---------------------------------------------------------------- spans (method.md §5)
@@ -123,7 +136,9 @@ class InstructionVerifier:
 SpanFinder = Callable[[str, bool, Mapping[str, Any]], Verdict]
 """``(response, passed, used_args) -> Verdict`` with the spans (``None`` when they cannot be told honestly)."""
 
-LESS_THAN = "less than"  # IFEval's two relations are "less than" and "at least"
+# IFEval's two relations
+LESS_THAN = "less than"
+AT_LEAST = "at least"
 
 
 def _blame(spans: Sequence[Span] | None) -> Verdict:
@@ -270,6 +285,37 @@ SPAN_FINDERS: dict[str, SpanFinder] = {
 }
 """Verifier id -> span finder; the ids not listed here report ``spans=None``."""
 
+LowerLimit = Callable[[Mapping[str, Any]], bool]
+"""``used_args -> whether the instruction asks for at least some units``, so a blank response falls short."""
+
+
+def _always(_: Mapping[str, Any]) -> bool:
+    return True
+
+
+def _relation_is_at_least(relation_key: str) -> LowerLimit:
+    return lambda args: args[relation_key] == AT_LEAST
+
+
+LOWER_LIMITS: dict[str, LowerLimit] = {
+    IFEVAL_PREFIX + "keywords:existence": _always,
+    IFEVAL_PREFIX + "keywords:frequency": _relation_is_at_least("relation"),
+    IFEVAL_PREFIX + "keywords:letter_frequency": _relation_is_at_least("let_relation"),
+    IFEVAL_PREFIX + "length_constraints:number_words": _relation_is_at_least("relation"),
+    IFEVAL_PREFIX + "length_constraints:number_sentences": _relation_is_at_least("relation"),
+    IFEVAL_PREFIX + "length_constraints:number_paragraphs": _always,
+    IFEVAL_PREFIX + "length_constraints:nth_paragraph_first_word": _always,
+    IFEVAL_PREFIX + "detectable_content:number_placeholders": _always,
+    IFEVAL_PREFIX + "detectable_format:number_bullet_lists": _always,
+    IFEVAL_PREFIX + "detectable_format:number_highlighted_sections": _always,
+    IFEVAL_PREFIX + "detectable_format:multiple_sections": _always,
+    IFEVAL_PREFIX + "change_case:capital_word_frequency": _relation_is_at_least("capital_relation"),
+}
+"""Verifier id -> when its instruction is a lower limit, which a blank response misses by stopping at once.
+
+Counts required exactly (paragraphs, bullets) are lower limits too for a response that has none.
+"""
+
 
 # ---------------------------------------------------------------- registration
 
@@ -291,6 +337,7 @@ def register_ifeval_verifiers() -> list[str]:
             verifier_id = prefix + instruction_id
             if verifier_id not in VERIFIERS:
                 register_verifier(verifier_id, InstructionVerifier(instruction_id, instruction_class,
-                                                                   SPAN_FINDERS.get(verifier_id)))
+                                                                   SPAN_FINDERS.get(verifier_id),
+                                                                   LOWER_LIMITS.get(verifier_id)))
             registered.append(verifier_id)
     return registered
