@@ -199,3 +199,35 @@ def test_bootstrap_interval_over_seeds_and_prompts():
     gap = difference(np.ones((3, 10)), matrix)
     assert gap.mean == 0.5 and gap.excludes_zero()
     assert not difference(matrix, matrix).excludes_zero()
+
+
+def base_model_rows(seed: int) -> list[dict]:
+    """Step 0 of a run with this seed: the base model's responses, which pass on prompts that depend on the
+    sampling seed (so runs of different seeds sample differently, runs of one seed identically)."""
+    return [{"step": 0, "prompt_id": prompt, "sample": sample, "families": FAMILIES[:1],
+             "verdicts": [int((p + sample + seed) % 3 == 0)], "all_pass": int((p + sample + seed) % 3 == 0),
+             "satisfaction": float((p + sample + seed) % 3 == 0), "length": 10, "truncated": False, "entropy": 2.0}
+            for p, prompt in enumerate(PROMPTS) for sample in (0, 1)]
+
+
+def test_before_training_counts_the_base_model_once(tmp_path):
+    """issue 20 defect 5: every run's step-0 evaluation is the same base model on the same held-out prompts;
+    pooled as independent (run, prompt) cells, more variants beside it narrowed the "before training"
+    interval. The base model is one run: its interval is the bootstrap over prompts of each prompt's mean
+    over every step-0 response, and duplicate evaluations change nothing."""
+    def study_of(variants: list[str]) -> dict:
+        root = tmp_path / "-".join(variants)
+        for variant in variants:
+            for seed in (0, 1, 2):
+                folder = write_run(root / variant / f"seed{seed}", "none" if "grpo" in variant else "oracle",
+                                   seed, set(range(6)), rtt_time=0.2)
+                (folder / "heldout" / "step_000000.jsonl").write_text(
+                    "".join(json.dumps(row) + "\n" for row in base_model_rows(seed)))
+        write_report(root)
+        return rows_by_variant(json.loads((root / "report" / "report.json").read_text()))["before training"]
+
+    alone, beside_others = study_of(["grpo-csr"]), study_of(["grpo-csr", "rtt-csr", "rtt-random"])
+    assert beside_others["metrics"] == alone["metrics"], "two more variants add no evidence about the base model"
+    pooled = cell_matrix([[row for seed in (0, 1, 2) for row in base_model_rows(seed)]], PROMPTS, "all_pass")
+    assert alone["metrics"]["all_pass"] == estimate(pooled).to_json()
+    assert alone["metrics"]["all_pass"]["n"] == len(PROMPTS), "one cell per prompt: the base model is one run"

@@ -63,8 +63,9 @@ def render_page(root: Path, table: Table, images: list[Path], heatmaps: str, run
 Rebuild with <code>rtt report {html.escape(str(root))}</code>.</p>
 <h2>Held-out results</h2>
 <p class="note">Each variant at its final held-out evaluation (column "step"); "{html.escape(table.rows[0].name)}"
-is every run's first evaluation, before any update. Mean [95% interval]: a bootstrap that resamples seeds and
-held-out prompts (one seed: prompts only).{baseline} Step time: mean seconds per training step;
+is every run's first evaluation, before any update: one base model, counted once (each prompt's responses of all
+runs pooled). Mean [95% interval]: a bootstrap that resamples seeds and held-out prompts (one seed, and the base
+model: prompts only).{baseline} Step time: mean seconds per training step;
 RTT share: scoring + relevance + advantage time over the summed step time.</p>
 {tables}
 <h2>Learning curves</h2>

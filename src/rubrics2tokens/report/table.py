@@ -89,8 +89,11 @@ def build_table(runs: list[RunFolder], baseline: str | None = None) -> Table:
     def matrix(group: list[RunFolder], metric: str, source: dict[str, list]) -> Any:
         return cell_matrix([source[str(run.path)] for run in group if str(run.path) in source], prompts, metric)
 
+    # Every run's first evaluation is the same base model on the same prompts, so the base model is one run
+    # whose cells pool all those responses: as one run per evaluation, the copies of it would narrow its interval.
+    base_model = [[row for rows in first_rows.values() for row in rows]]
     table_rows = [VariantRow(BEFORE, runs, [run.heldout_steps[0] for run in runs if run.heldout_steps],
-                             {metric: estimate(matrix(runs, metric, first_rows)) for metric in metrics})]
+                             {metric: estimate(cell_matrix(base_model, prompts, metric)) for metric in metrics})]
     for name, group in groups.items():
         timings = [_timing(run) for run in group]
         total_step_time = sum(timing[1] for timing in timings)
