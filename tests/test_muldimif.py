@@ -161,6 +161,19 @@ def test_hand_written_cases(checker, description, response, passed, spans):
         assert _sliced(response, verdict) == spans
 
 
+@pytest.mark.parametrize("description, response, passed, spans", [
+    ("The answer must not end with a question mark", "It is over.", True, []),
+    ("Avoid ending the response with an exclamation mark", "Calm down.  ", True, []),
+    ("The answer must not end with a question mark", "Is it over?", False, ["?"]),
+    ("The script must end with a period", "The end.", True, ["."]),
+])
+def test_a_punctuation_ban_that_holds_credits_no_character(description, response, passed, spans):
+    """issue 20 defect 7: passed punctuation ban credits nothing. A ban that holds is a global property every
+    token merely avoids breaking (method.md §5); a broken ban blames the mark, a required mark is credited."""
+    verdict = muldimif.check_content_punctuation(response, description=description)
+    assert (verdict.passed, _sliced(response, verdict)) == (passed, spans)
+
+
 def test_every_checker_has_a_pass_and_a_fail_case():
     outcomes = {(checker, passed) for checker, _, _, passed, _ in CASES}
     assert all((checker, result) in outcomes for checker in muldimif.CHECKERS for result in (True, False)

@@ -49,8 +49,9 @@ return `Verdict.unknown()` instead and log it, so a description we cannot read i
 (`UNREADABLE_GIVES_OFFICIAL_VERDICT` switches to the official constants).
 
 Spans (method.md §5) are given where they are cheap and honest: keyword occurrences, the sentences or words past
-an upper limit, the offending lowercase words or letters of a case rule, the last character of an ending
-punctuation rule, the whole response for a met limit or a whole-response property; else ``None``.
+an upper limit, the stop for a lower limit not reached, the offending lowercase words or letters of a case rule,
+the last character of an ending punctuation rule (unless a ban on it held), the whole response for a failed
+whole-response property, and nothing (``()``) for a met limit or a global property that held; else ``None``.
 
 The checkers live in one module per official category family: `content`, `formats` (XML, JSON, Markdown,
 others), `tables`, `language` and `length`, on the shared pieces of `common`. A checker module reports a

@@ -271,7 +271,8 @@ def _punctuation_units(text: str, wording: str) -> list[str]:
 def check_content_punctuation(response: str, *, description: str) -> Verdict | Unreadable:
     """The response (or each sentence, line, table cell or bullet point it names) ends with the named mark.
 
-    Follows the official Content_Punctuation. Spans: when the whole response is the unit, its last character.
+    Follows the official Content_Punctuation. Spans, when the whole response is the unit: its last character,
+    except for a ban that held, which credits nothing.
     """
     wording = description.strip().lower().rstrip(".")
     text = response.strip()
@@ -293,10 +294,12 @@ def check_content_punctuation(response: str, *, description: str) -> Verdict | U
     else:
         allowed = {PUNCTUATION_NAMES[name] for name in names if name in PUNCTUATION_NAMES}
     passed = all((unit[-1] in allowed) != negative for unit in units)
-    if units == [text]:
-        end = len(response.rstrip())
-        return Verdict(passed=passed, spans=((end - 1, end),))
-    return Verdict(passed=passed, spans=None)
+    if units != [text]:
+        return Verdict(passed=passed, spans=None)
+    if passed and negative:  # a ban that held: a global property, no character achieves it (method.md §5)
+        return Verdict(passed=True, spans=())
+    end = len(response.rstrip())
+    return Verdict(passed=passed, spans=((end - 1, end),))  # the required mark, or the wrong or forbidden one
 
 
 def _bullets_end_with(text: str, wording: str) -> bool:

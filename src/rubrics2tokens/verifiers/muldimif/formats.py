@@ -114,7 +114,7 @@ def check_format_json(response: str, *, description: str) -> Verdict | Unreadabl
     """The response (or its ```json block) parses as JSON with the required nesting depth (official Format_Json).
 
     The description is lowercased and stripped of punctuation first; an exact level wins over a range, the
-    strictest maximum and minimum are kept. Pass: the whole response.
+    strictest maximum and minimum are kept. Fail: the whole response. Pass: nothing (a global property).
     """
     wording = re.sub(r"[^\w\s]", "", description.lower())
     exact = next((JSON_LEVEL_WORDS.get(m.group(1)) or int(m.group(1))

@@ -73,7 +73,7 @@ def check_language_english(response: str, *, description: str) -> Verdict | Unre
     """All uppercase, every word capitalized, or all lowercase (official Language_English).
 
     "Capitalized" means no whitespace-separated word starts with a letter a-z (digits and symbols pass).
-    Spans on the whole response: fail, the offending words or lowercase letters; pass, the whole response.
+    Spans on the whole response: fail, the offending words or letters; pass, nothing (a global property).
     """
     if not response.strip():
         return Verdict(passed=False, spans=())
@@ -142,8 +142,8 @@ def _chinese_script_test(kind: str, response: str, phrase: str | None) -> bool:
 def check_language_chinese(response: str, *, description: str) -> Verdict | Unreadable:
     """Simplified or Traditional Chinese characters present (or used throughout), as official Language_Chinese.
 
-    Needs the `zhconv` package (as the official code does); without it the verdict is unknown. Spans: the whole
-    response (a whole-response property).
+    Needs the `zhconv` package (as the official code does); without it the verdict is unknown. Spans (a
+    whole-response property): fail, the whole response; pass, nothing.
     """
     for pattern, kind in CHINESE_RULES:
         if match := re.search(pattern, description, re.IGNORECASE):
