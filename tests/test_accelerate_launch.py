@@ -25,7 +25,7 @@ from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.utils import DistributedType
 
 from judge_server import JudgeServer, unused_port
-from tests_paths import REPO, SHARED_DATA
+from tests_paths import REPO
 
 LAUNCH_FILES = REPO / "configs" / "accelerate"
 PAPER_CONFIG = REPO / "configs" / "paper" / "qwen3-4b-instruct-2507.yaml"
@@ -69,8 +69,7 @@ def launch_paper_config(launch_file: str, tiny_model_dir: Path, tiny_relevance_d
              "--num_processes", "2", "--main_process_port", str(unused_port()),
              "-m", "rubrics2tokens.cli.main", "train", str(PAPER_CONFIG), *toy_size, *(["--resume"] if resume else [])],
             capture_output=True, text=True, timeout=600,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-                 "NLTK_DATA": str(SHARED_DATA / "nltk_data_en")})
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
         requests = server.requests
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]

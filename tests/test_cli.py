@@ -146,7 +146,6 @@ def test_two_real_rtt_steps_with_the_default_policy(tmp_path):
 def test_hir_sample_trains_with_hybrid_scoring_against_a_judge_server(tiny_model_dir, tmp_path):
     """configs/hir_hybrid.yaml: IFEval/IFBench/MulDimIF verifiers, sandboxed dataset rules and the judge."""
     from judge_server import JudgeServer
-    from tests_paths import SHARED_DATA
 
     output = tmp_path / "hir"
     with JudgeServer() as server:
@@ -156,7 +155,7 @@ def test_hir_sample_trains_with_hybrid_scoring_against_a_judge_server(tiny_model
              "training.max_completion_length=16", "training.save_steps=10",
              f"scoring.judge.base_url={server.base_url}", f"scoring.judge.cache_path={tmp_path / 'cache.sqlite'}"],
             capture_output=True, text=True, timeout=600,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "NLTK_DATA": str(SHARED_DATA / "nltk_data_en")})
+            env={**os.environ, "HF_HUB_OFFLINE": "1"})
         judged = server.requests
     assert result.returncode == 0, result.stderr[-3000:]
     assert judged > 0, "the judge server answered the rubrics no verifier covers"

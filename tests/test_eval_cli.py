@@ -5,20 +5,9 @@ import json
 import pytest
 
 from rubrics2tokens.cli.main import main
-from tests_paths import SHARED_DATA
+from tests_paths import IFEVAL_DATA, IFEVAL_LOOSE, IFEVAL_STRICT, read_rows
 
-IFEVAL = SHARED_DATA / "ifeval"
-NLTK_DATA = SHARED_DATA / "nltk_data_en"
 KNOWN_DISAGREEMENTS = {1389, 1645, 1879}  # see test_ifeval.py: skipped so the reference is the expected value
-
-
-def _read_jsonl(path):
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-@pytest.fixture(autouse=True)
-def nltk_data(monkeypatch):
-    monkeypatch.setenv("NLTK_DATA", str(NLTK_DATA))
 
 
 def _expected_summary(strict_rows, loose_rows, doubled):
@@ -36,10 +25,10 @@ def _expected_summary(strict_rows, loose_rows, doubled):
 
 
 def test_eval_score_matches_a_hand_computation(tmp_path, capsys):
-    keys = {row["prompt"]: row["key"] for row in _read_jsonl(IFEVAL / "input_data.jsonl")}
-    strict_rows = [row for row in _read_jsonl(IFEVAL / "reference" / "eval_results_strict.jsonl")
+    keys = {row["prompt"]: row["key"] for row in read_rows(IFEVAL_DATA)}
+    strict_rows = [row for row in read_rows(IFEVAL_STRICT)
                    if keys[row["prompt"]] not in KNOWN_DISAGREEMENTS][:30]
-    loose_by_prompt = {row["prompt"]: row for row in _read_jsonl(IFEVAL / "reference" / "eval_results_loose.jsonl")}
+    loose_by_prompt = {row["prompt"]: row for row in read_rows(IFEVAL_LOOSE)}
     loose_rows = [loose_by_prompt[row["prompt"]] for row in strict_rows]
     doubled = {0, 3, 7, 12, 20}
 
@@ -53,7 +42,7 @@ def test_eval_score_matches_a_hand_computation(tmp_path, capsys):
                 out.write(json.dumps({**prompt_ref, "response": ""}) + "\n")
 
     main(["eval", "score", "--benchmark", "ifeval", "--responses", str(responses), "--out", str(tmp_path / "out"),
-          "--data", str(IFEVAL / "input_data.jsonl")])
+          "--data", str(IFEVAL_DATA)])
 
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert (summary["num_prompts"], summary["num_responses"]) == (30, 35)
@@ -61,7 +50,7 @@ def test_eval_score_matches_a_hand_computation(tmp_path, capsys):
         assert summary[name] == pytest.approx(value), name
     assert summary["paper_names"]["prompt_level"] == "instruction-level accuracy (RTT paper)"
 
-    verdicts = _read_jsonl(tmp_path / "out" / "verdicts.jsonl")
+    verdicts = read_rows(tmp_path / "out" / "verdicts.jsonl")
     assert len(verdicts) == 35
     first_empty = verdicts[1]  # row 0 is doubled: its empty response comes second
     assert (first_empty["key"], first_empty["response_index"]) == (str(keys[strict_rows[0]["prompt"]]), 1)
@@ -80,7 +69,7 @@ def test_eval_score_names_the_file_row_and_field_of_a_bad_row(tmp_path, capsys, 
     responses.write_text(json.dumps({"key": 1000, "response": "fine"}) + "\n" + json.dumps(row) + "\n")
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "score", "--benchmark", "ifeval", "--responses", str(responses),
-              "--out", str(tmp_path / "out"), "--data", str(IFEVAL / "input_data.jsonl")])
+              "--out", str(tmp_path / "out"), "--data", str(IFEVAL_DATA)])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert f"{responses}, row 2, field '{field}'" in error and problem in error

@@ -6,14 +6,7 @@ import pytest
 
 from rubrics2tokens.cli.main import main
 from rubrics2tokens.evaluation.compare import METRICS, compare, read_prompt_scores
-from tests_paths import SHARED_DATA
-
-IFEVAL = SHARED_DATA / "ifeval"
-
-
-@pytest.fixture(autouse=True)
-def nltk_data(monkeypatch):
-    monkeypatch.setenv("NLTK_DATA", str(SHARED_DATA / "nltk_data_en"))
+from tests_paths import IFEVAL_DATA, IFEVAL_STRICT, read_rows
 
 
 def _score(tmp_path, name, responses):
@@ -21,18 +14,15 @@ def _score(tmp_path, name, responses):
     path = tmp_path / f"{name}.jsonl"
     path.write_text("".join(json.dumps({"key": key, "response": text}) + "\n" for key, text in responses))
     main(["eval", "score", "--benchmark", "ifeval", "--responses", str(path), "--out", str(tmp_path / name),
-          "--data", str(IFEVAL / "input_data.jsonl")])
+          "--data", str(IFEVAL_DATA)])
     return tmp_path / name
 
 
 @pytest.fixture(scope="module")
 def reference():
     """(key, official response) of the first 60 IFEval prompts."""
-    keys = {}
-    for line in (IFEVAL / "input_data.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        keys[row["prompt"]] = row["key"]
-    rows = [json.loads(line) for line in (IFEVAL / "reference" / "eval_results_strict.jsonl").read_text().splitlines()]
+    keys = {row["prompt"]: row["key"] for row in read_rows(IFEVAL_DATA)}
+    rows = read_rows(IFEVAL_STRICT)
     return [(keys[row["prompt"]], row["response"]) for row in rows[:60]]
 
 

@@ -11,15 +11,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from rubrics2tokens.cli.main import main
 from rubrics2tokens.evaluation.benchmarks import load_benchmark
 from rubrics2tokens.evaluation.generate import generate_responses
-from tests_paths import SHARED_DATA
+from tests_paths import IFEVAL_DATA
 
-IFEVAL_DATA = SHARED_DATA / "ifeval" / "input_data.jsonl"
 QUICK = {"max_new_tokens": 8, "batch_size": 4}
-
-
-@pytest.fixture(autouse=True)
-def nltk_data(monkeypatch):
-    monkeypatch.setenv("NLTK_DATA", str(SHARED_DATA / "nltk_data_en"))
 
 
 @pytest.fixture(scope="module")
@@ -161,15 +155,15 @@ def test_eval_run_help_shows_cpu_defaults(capsys):
     assert "--max-new-tokens MAX_NEW_TOKENS longest response, in tokens (default: 512)" in text
 
 
-def test_a_benchmark_without_data_offline_is_one_clear_error(tmp_path, capsys, monkeypatch):
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+@pytest.mark.parametrize("name, prompts, instructions", [("ifeval", 541, 834), ("ifbench", 294, 335),
+                                                              ("muldimif", 1200, 4180)])
+def test_every_benchmark_is_shipped_so_no_data_is_needed_offline(name, prompts, instructions, tmp_path,
+                                                                 monkeypatch):
+    """Without --data the package's own copy of the test set is read: no Hub, no internet."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["eval", "run", "--benchmark", "ifeval", "--model", "unused", "--out", str(tmp_path / "out")])
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip()
-    assert error.startswith("rtt: error: --benchmark ifeval without --data reads google/IFEval from the Hugging Face "
-                            "Hub, which failed (HF_HUB_OFFLINE is set)") and "pass --data" in error
-    assert not (tmp_path / "out").exists()
+    items = load_benchmark(name)
+    assert (len(items), sum(len(item.instruction_ids) for item in items)) == (prompts, instructions)
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text(json.dumps({"key": items[0].key, "response": "A short answer."}) + "\n")
+    main(["eval", "score", "--benchmark", name, "--responses", str(responses), "--out", str(tmp_path / "out")])
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["num_prompts"] == 1

@@ -9,7 +9,7 @@ from rubrics2tokens.data.row_formats import load_prompt_rows
 from rubrics2tokens.data.schema import DataError, write_prompt_rows
 from rubrics2tokens.scoring.router import RoutingScorer
 from rubrics2tokens.verifiers.registry import DATASET_RULE_ID
-from tests_paths import REPO, SHARED_DATA
+from tests_paths import REPO
 
 SAMPLE = REPO / "data" / "samples" / "hir_sample.jsonl"
 
@@ -111,8 +111,7 @@ RESPONSES = {
 }
 
 
-def test_ifeval_and_ifbench_rubrics_score_with_the_real_verifiers(sample_rows, monkeypatch):
-    monkeypatch.setenv("NLTK_DATA", str(SHARED_DATA / "nltk_data_en"))
+def test_ifeval_and_ifbench_rubrics_score_with_the_real_verifiers(sample_rows):
     rows = [sample_rows[row_id] for row_id in RESPONSES]
     scored = RoutingScorer(mode="verifiers").score([row.prompt for row in rows],
                                                    [RESPONSES[row.id][0] for row in rows],

@@ -1,6 +1,5 @@
 """IFEval / IFBench verifiers: the official reference verdicts, every IFBench id, spans, determinism, NLTK data."""
 
-import json
 import os
 import random
 import subprocess
@@ -13,11 +12,8 @@ from rubrics2tokens.evaluation.scoring import loose_variants, score_responses
 from rubrics2tokens.verifiers.base import Verdict
 from rubrics2tokens.verifiers.ifeval import SPAN_FINDERS, register_ifeval_verifiers
 from rubrics2tokens.verifiers.registry import VERIFIERS, UnknownVerifierError, run_verifier
-from tests_paths import SHARED_DATA
+from tests_paths import IFBENCH_DATA, IFEVAL_DATA, IFEVAL_LOOSE, IFEVAL_STRICT, read_rows
 
-IFEVAL = SHARED_DATA / "ifeval"
-IFBENCH_TEST = SHARED_DATA / "ifbench" / "IFBench_test.jsonl"
-NLTK_DATA = SHARED_DATA / "nltk_data_en"
 
 # Where we differ from the official reference verdicts, and why (measured; a change here is a regression
 # or an intended fix, never noise):
@@ -33,22 +29,15 @@ LOOSE_INSTRUCTION_DISAGREEMENTS = {"1645", "1879"}
 
 @pytest.fixture(scope="module", autouse=True)
 def ifeval_verifiers():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NLTK_DATA", str(NLTK_DATA))
-        register_ifeval_verifiers()
-        yield
-
-
-def _read_jsonl(path):
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    register_ifeval_verifiers()
 
 
 @pytest.fixture(scope="module")
 def reference_scores():
     """Our verdicts on the official reference responses, with the official strict and loose rows."""
-    items = {item.prompt: item for item in load_benchmark("ifeval", IFEVAL / "input_data.jsonl")}
-    strict_rows = _read_jsonl(IFEVAL / "reference" / "eval_results_strict.jsonl")
-    loose_rows = {row["prompt"]: row for row in _read_jsonl(IFEVAL / "reference" / "eval_results_loose.jsonl")}
+    items = {item.prompt: item for item in load_benchmark("ifeval", IFEVAL_DATA)}
+    strict_rows = read_rows(IFEVAL_STRICT)
+    loose_rows = {row["prompt"]: row for row in read_rows(IFEVAL_LOOSE)}
     ours = score_responses((items[row["prompt"]], row["response"]) for row in strict_rows)
     return ours, strict_rows, [loose_rows[row["prompt"]] for row in strict_rows]
 
@@ -94,7 +83,7 @@ def test_loose_variants_follow_ifeval():
 
 def test_every_ifbench_instruction_is_registered_and_gives_a_verdict():
     response = "Hello world. This is a fixed response, with some words.\n\n* one\n* two\n"
-    items = load_benchmark("ifbench", IFBENCH_TEST)
+    items = load_benchmark("ifbench", IFBENCH_DATA)
     verifier_ids = {verifier_id for item in items for verifier_id in item.verifier_ids}
     assert len(verifier_ids) == 57 and verifier_ids <= VERIFIERS.keys()
     for item in items:
@@ -103,7 +92,7 @@ def test_every_ifbench_instruction_is_registered_and_gives_a_verdict():
 
 
 def test_every_ifeval_instruction_is_registered():
-    items = load_benchmark("ifeval", IFEVAL / "input_data.jsonl")
+    items = load_benchmark("ifeval", IFEVAL_DATA)
     verifier_ids = {verifier_id for item in items for verifier_id in item.verifier_ids}
     assert len(verifier_ids) == 25 and verifier_ids <= VERIFIERS.keys()
 
@@ -208,24 +197,50 @@ def test_checks_are_deterministic_and_keep_the_callers_random_state():
     assert all(run_verifier("ifeval:keywords:letter_frequency", response, kwargs) == first for _ in range(3))
 
 
+NO_SYSTEM_NLTK_DATA = (
+    "import nltk, sys\n"
+    "nltk.data.path[:] = []\n"  # no data of this machine's own: only what the package brings
+    "nltk.download = lambda *a, **k: sys.exit('a download was attempted')\n"
+    "from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError, register_ifeval_verifiers\n"
+)
+
+
+def _without_system_nltk_data(script: str, cache) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items() if key != "NLTK_DATA"}
+    return subprocess.run([sys.executable, "-c", NO_SYSTEM_NLTK_DATA + script],
+                          env={**environment, "RTT_CACHE": str(cache)}, capture_output=True, text=True, timeout=120)
+
+
+def test_the_shipped_nltk_data_serves_the_checkers_without_a_download(tmp_path):
+    """A fresh machine without internet: the package's own NLTK data is unpacked into the cache and used."""
+    result = _without_system_nltk_data(
+        "register_ifeval_verifiers()\n"
+        "from rubrics2tokens.verifiers.registry import run_verifier\n"
+        "print(run_verifier('ifeval:length_constraints:number_sentences', 'One. Two! Three?',\n"
+        "                   {'num_sentences': 3, 'relation': 'at least'}).passed)\n"
+        "print(nltk.pos_tag(['The', 'dog', 'runs'])[1][1], len(nltk.corpus.stopwords.words('english')))\n"
+        "print(nltk.data.find('tokenizers/punkt_tab'))\n", tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    passed, tagged, where = result.stdout.split("\n")[:3]
+    assert passed == "True" and tagged == "NN 198"
+    assert where.startswith(str(tmp_path / "cache" / "nltk_data"))
+
+
 def test_missing_nltk_data_fails_clearly_without_a_download(tmp_path):
-    script = (
-        "import nltk, sys\n"
-        "nltk.data.path[:] = []\n"
-        "nltk.download = lambda *a, **k: sys.exit('a download was attempted')\n"
-        "from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError, register_ifeval_verifiers\n"
+    """The shipped copy cannot be unpacked (the cache is a file) and NLTK finds no data: one clear error
+    that names what is missing and gives commands that work without a prompt."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    result = _without_system_nltk_data(
         "try:\n"
         "    register_ifeval_verifiers()\n"
         "except MissingNLTKDataError as error:\n"
         "    assert 'if_verifiable' not in sys.modules\n"
-        "    print(error)\n"
-    )
-    environment = {**os.environ, "NLTK_DATA": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
-                            timeout=60)
+        "    print(error)\n", blocker)
     assert result.returncode == 0, result.stderr
-    assert "NLTK_DATA=/path" in result.stdout and "python -m nltk.downloader" in result.stdout
-    assert "punkt_tab" in result.stdout
+    assert "punkt_tab" in result.stdout and "could not be unpacked" in result.stdout
+    assert "RTT_CACHE" in result.stdout and "NLTK_DATA=/path" in result.stdout
+    assert "python -m nltk.downloader -e " in result.stdout  # -e: stop on an error instead of asking "Retry?"
 
 
 @pytest.mark.parametrize("verifier_id, kwargs", [

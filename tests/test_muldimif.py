@@ -11,20 +11,14 @@ from rubrics2tokens.cli.main import main
 from rubrics2tokens.evaluation.benchmarks import load_benchmark
 from rubrics2tokens.verifiers import muldimif
 from rubrics2tokens.verifiers.registry import run_verifier
-from tests_paths import SHARED_DATA
+from tests_paths import MULDIMIF_DATA
 
-TEST_SET = SHARED_DATA / "muldimif" / "test.json"
 GENERIC_RESPONSE = "## Overview\n\nThis Is A Short Answer. It Has Two Sentences.\n\n| A | B |\n|---|---|\n| 1 | 2 |"
-
-
-@pytest.fixture(autouse=True)
-def nltk_data(monkeypatch):
-    monkeypatch.setenv("NLTK_DATA", str(SHARED_DATA / "nltk_data_en"))
 
 
 @pytest.fixture(scope="module")
 def samples():
-    return load_benchmark("muldimif", TEST_SET)
+    return load_benchmark("muldimif", MULDIMIF_DATA)
 
 
 def _constraints(samples):
@@ -192,7 +186,7 @@ def test_eval_score_muldimif_matches_a_hand_computation(tmp_path, samples):
     responses.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
 
     main(["eval", "score", "--benchmark", "muldimif", "--responses", str(responses), "--out", str(tmp_path / "out"),
-          "--data", str(TEST_SET)])
+          "--data", str(MULDIMIF_DATA)])
 
     verdicts = [json.loads(line) for line in (tmp_path / "out" / "verdicts.jsonl").read_text().splitlines()]
     assert verdicts[0]["strict"] == [True, False, True, True]

@@ -22,7 +22,7 @@ from rubrics2tokens.relevance.sources import ModelRelevance
 from rubrics2tokens.relevance.training import build_model, load_training_config
 from rubrics2tokens.study.spec import load_study, write_run_configs
 from rubrics2tokens.trainer import RTTGRPOTrainer
-from tests_paths import REPO, SHARED_DATA
+from tests_paths import REPO
 
 CONFIGS = REPO / "configs"
 LAUNCH_FILES = CONFIGS / "accelerate"
@@ -86,8 +86,7 @@ def build_run(path: Path, tmp_path: Path, tiny: Path, relevance: Path, hub: Path
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: str(path.relative_to(CONFIGS)))
 def test_shipped_config_builds_with_a_tiny_policy(path, tmp_path, tiny_model_dir, tiny_relevance_dir,
-                                                   local_hub_dataset, monkeypatch):
-    monkeypatch.setenv("NLTK_DATA", str(SHARED_DATA / "nltk_data_en"))  # IFEval/IFBench rows are checked at build
+                                                   local_hub_dataset):
     kind = config_kind(path)
     if kind == "run":
         build_run(path, tmp_path, tiny_model_dir, tiny_relevance_dir, local_hub_dataset)

@@ -20,7 +20,6 @@ from rubrics2tokens.config_checks import FIELD_RULES, FREE
 from rubrics2tokens.data.schema import write_prompt_rows
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.trainer.config import RTTConfig
-from tests_paths import SHARED_DATA
 
 RUN = """
 model: {{name_or_path: embedded:smollm2-135m-instruct}}
@@ -84,8 +83,7 @@ def test_verifier_arguments_are_checked_in_every_row(run, capsys):
     assert "has no argument 'wrd' (did you mean 'word'? it takes: word)" in line and not output.exists()
 
 
-def test_ifeval_arguments_of_a_hir_row_are_checked(run, capsys, monkeypatch):
-    monkeypatch.setenv("NLTK_DATA", str(SHARED_DATA / "nltk_data_en"))  # the IFEval checkers load at validation
+def test_ifeval_arguments_of_a_hir_row_are_checked(run, capsys):
     config, rows, output = run
     hir_row = {"id": "h1", "source": "type1", "prompt": "Write about tea.",
                "rubrics": [{"description": "Answer in at least 3 words."}],

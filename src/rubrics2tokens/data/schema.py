@@ -17,13 +17,14 @@ rubric's importance (default 1, must be >= 0).
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, BinaryIO, Iterable, Iterator, TextIO
 
 from rubrics2tokens.verifiers.registry import UnknownVerifierError, argument_problem
 
@@ -172,13 +173,18 @@ def _check_verifier(verifier: str, kwargs: dict[str, Any], k: int, fail) -> None
         raise fail(f"ground_truth.kwargs[{k}]", problem)
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(1-based line number, object) for every non-blank line of a JSONL file; a line that is not a JSON
-    object is a `DataError` naming the file and the row."""
+def open_binary(path: str | Path) -> BinaryIO:
+    """A data file opened for reading bytes, decompressed on the fly when its name ends in ``.gz``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
-    with path.open("rb") as lines:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) for every non-blank line of a JSONL file (``.jsonl.gz`` too); a line that
+    is not a JSON object is a `DataError` naming the file and the row."""
+    with open_binary(path) as lines:
         for number, raw in enumerate(lines, start=1):
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM is no JSON

@@ -1,11 +1,12 @@
 """The IFEval, IFBench and MulDimIF test sets: one `BenchmarkPrompt` per prompt.
 
-IFEval and IFBench are read from a local JSONL file or the Hub and share a row layout,
+Without a path, each benchmark is read from the test set the package ships (`rubrics2tokens.resources`), so
+evaluation works offline. IFEval and IFBench share a row layout,
 ``{key, prompt, instruction_id_list, kwargs}``, with ``kwargs`` aligned index by index with
 ``instruction_id_list``. IFEval keys are integers and IFBench keys strings; keys are kept as strings here so a
 responses file may write either.
 
-MulDimIF is read from its local ``test.json`` (a JSON array of ``{id, conversations, constraints,
+MulDimIF's ``test.json`` is a JSON array of ``{id, conversations, constraints,
 constraint_pattern, difficulty}``): the key is ``id``, the prompt is the last user turn, and each constraint
 ``[category, subcategory, description]`` becomes the verifier of its raw key (`muldimif.RAW_KEYS`) with the
 description as its only argument.
@@ -16,18 +17,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from rubrics2tokens.data.schema import DataError, read_jsonl
+from rubrics2tokens.data.schema import DataError, open_binary, read_jsonl
+from rubrics2tokens.resources import benchmark_file
 from rubrics2tokens.verifiers.ifeval import IFBENCH_PREFIX, IFEVAL_PREFIX
 from rubrics2tokens.verifiers.muldimif import MULDIMIF_PREFIX, constraint_kind
 
 VERIFIER_PREFIXES = {"ifeval": IFEVAL_PREFIX, "ifbench": IFBENCH_PREFIX, "muldimif": MULDIMIF_PREFIX}
 """Benchmark name -> prefix of its verifier ids."""
-
-HUB_DATASETS = {"ifeval": "google/IFEval", "ifbench": "allenai/IFBench_test"}
-"""Benchmark name -> the Hugging Face Hub dataset read when no local file is given."""
-
 
 @dataclass(frozen=True)
 class BenchmarkPrompt:
@@ -52,23 +50,13 @@ class BenchmarkPrompt:
 
 
 def load_benchmark(benchmark: str, path: str | Path | None = None) -> list[BenchmarkPrompt]:
-    """Read a benchmark's test prompts from a JSONL file, or from the Hugging Face Hub when `path` is None."""
+    """Read a benchmark's test prompts from a file (``.gz`` too), by default the test set the package ships."""
     if benchmark not in VERIFIER_PREFIXES:
         raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {sorted(VERIFIER_PREFIXES)}")
+    path = benchmark_file(benchmark) if path is None else path
     if benchmark == "muldimif":
-        if path is None:
-            raise ValueError("muldimif has no Hub dataset here: give the path of its test.json")
         return load_muldimif(path)
-    if path is None:
-        return [_parse_row(row, benchmark, HUB_DATASETS[benchmark], number)
-                for number, row in enumerate(_hub_rows(benchmark), start=1)]
     return [_parse_row(row, benchmark, path, number) for number, row in read_jsonl(path)]
-
-
-def _hub_rows(benchmark: str) -> Iterable[dict[str, Any]]:
-    from datasets import load_dataset  # heavy; only when no local file is given
-
-    return load_dataset(HUB_DATASETS[benchmark], split="train")
 
 
 def _parse_row(row: dict[str, Any], benchmark: str, path: str | Path, number: int) -> BenchmarkPrompt:
@@ -85,9 +73,9 @@ def _parse_row(row: dict[str, Any], benchmark: str, path: str | Path, number: in
 
 
 def load_muldimif(path: str | Path) -> list[BenchmarkPrompt]:
-    """The MulDimIF test samples of a ``test.json`` array; a malformed sample is a `DataError` (its number is its
-    1-based index)."""
-    with open(path, encoding="utf-8") as file:
+    """The MulDimIF test samples of a ``test.json`` array (``.json.gz`` too); a malformed sample is a `DataError`
+    (its number is its 1-based index)."""
+    with open_binary(path) as file:
         samples = json.load(file)
     if not isinstance(samples, list):
         raise DataError(path, 1, "<file>", "expected a JSON array of samples")
