@@ -2,7 +2,7 @@
 
 Each prompt is a short writing task about a topic followed by 2-5 constraint instructions, one per
 rule family at most; each constraint becomes a rubric checked by ``testbed:<family>`` (see
-`rubrics2tokens.verifiers.rules`). Two lessons from testbed-notes.md shape the sampling:
+`rubrics2tokens.verifiers.rules`). Two lessons from docs/testbed.md shape the sampling:
 
 - every prompt must be satisfiable: conflicting constraints are never drawn together, and all
   words and phrases are lowercase and comma-free so they agree with ``all_lowercase`` and
@@ -173,7 +173,7 @@ Constraints = dict[str, dict[str, Any]]
 
 
 def is_consistent(constraints: Constraints) -> bool:
-    """False when the constraints cannot all hold together (testbed-notes.md: no contradictory pairs)."""
+    """False when the constraints cannot all hold together (docs/testbed.md: no contradictory pairs)."""
     if "start_with_word" in constraints and "title" in constraints:
         return False  # a title on the first line would displace the start word
     if "max_words" in constraints and "min_words" in constraints:
@@ -210,7 +210,7 @@ def min_tokens_needed(constraints: Constraints) -> int:
 
 
 def resists_collapse(constraints: Constraints) -> bool:
-    """False when a near-empty answer could satisfy every constraint (testbed-notes.md item 1)."""
+    """False when a near-empty answer could satisfy every constraint (docs/testbed.md §1)."""
     return not all(FAMILIES[name].near_empty_passes for name in constraints)
 
 

@@ -13,7 +13,7 @@ it samples ``num_generations_eval`` completions per held-out prompt with the tra
   and token-credit heatmaps (`rtt report`);
 - ``heldout/*`` names for TRL's ``eval_*`` metrics in ``metrics.jsonl`` (`heldout_name`), an
   evaluation after the last step, and a collapse warning from the records (`HeldoutWriter`): the failure measured in
-  testbed-notes.md item 3 (entropy 3.4 -> 0.02, 98% of responses at the length limit) shows first as
+  docs/testbed.md §3 (entropy 3.4 -> 0.02, 98% of responses at the length limit) shows first as
   held-out entropy falling below `ENTROPY_WARN_FRACTION` of its value at the first evaluation, or as the
   truncated fraction rising above `TRUNCATION_WARN`.
 """
