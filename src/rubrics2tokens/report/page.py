@@ -65,12 +65,16 @@ Rebuild with <code>rtt report {html.escape(str(root))}</code>.</p>
 <p class="note">Each variant at its final held-out evaluation (column "step"); "{html.escape(table.rows[0].name)}"
 is every run's first evaluation, before any update: one base model, counted once (each prompt's responses of all
 runs pooled). Mean [95% interval]: a bootstrap that resamples seeds and held-out prompts (one seed, and the base
-model: prompts only).{baseline} Step time: mean seconds per training step;
-RTT share: scoring + relevance + advantage time over the summed step time.</p>
+model: prompts only).{baseline} Median step time: each run's median seconds per training step (what
+<code>rtt train</code> prints), mean over seeds; RTT share: scoring + relevance + advantage time over the summed
+step time; wall time: <code>rtt study</code>'s, over all of a run's attempts, else the training loop's
+(<code>train_runtime</code>: held-out evaluations included, model loading not; for a run resumed outside a study,
+since its last resume).</p>
 {tables}
 <h2>Learning curves</h2>
-<p class="note">Held-out metrics against training steps; line: mean over a variant's seeds, band: lowest to
-highest seed.</p>
+<p class="note">Held-out metrics against training steps; line: the variant's mean over seeds x prompts, band:
+its 95% interval, the tables' bootstrap at every evaluation (a move inside the band is within the noise).
+Rates are drawn from 0 to 1.</p>
 {curves}
 <h2>Token credit</h2>
 {heatmaps}

@@ -1,10 +1,10 @@
 """Run folders as the report reads them: found by their ``metrics.jsonl``, read without being changed.
 
 A run folder (``training.output_dir`` of `rtt train`) holds ``metrics.jsonl`` (one JSON record per logged
-step; the report reads step and RTT times from it), ``heldout/step_<N:06d>.jsonl`` (one row per held-out
-response at evaluation step N; every held-out number of the report, tables and curves, comes from these),
-its resolved ``config.yaml`` (or the ``study_run.yaml`` a study wrote), and, from `rtt study`,
-``finished.json`` with the run's wall time.
+step; the report reads step and RTT times from it, and the training loop's runtime from its last record),
+``heldout/step_<N:06d>.jsonl`` (one row per held-out response at evaluation step N; every held-out number of
+the report, tables and curves, comes from these), its resolved ``config.yaml`` (or the ``study_run.yaml`` a
+study wrote), and, from `rtt study`, ``finished.json`` with the run's wall time over all its attempts.
 
 A run's variant is its folder's name, or its parent's when the folder is named ``seed<k>`` (the layout
 `rtt study` writes: ``<variant>/seed<k>/``); so runs trained anywhere and gathered into one folder by
@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from rubrics2tokens.report.stats import run_means
+from rubrics2tokens.report.stats import means_of, prompt_means
 
 METRICS = "metrics.jsonl"
 HELDOUT_DIR = "heldout"
@@ -85,10 +85,16 @@ class RunFolder:
         return read_records(self.path / HELDOUT_DIR / f"step_{step:06d}.jsonl")
 
     @cached_property
+    def heldout_prompt_means(self) -> dict[int, dict[str, dict[str, float]]]:
+        """Step -> metric -> prompt id -> the mean over that prompt's held-out responses (`stats.prompt_means`):
+        the run's cells at every evaluation, each file read once (records with tokens are large)."""
+        return {step: prompt_means(self.heldout_rows(step)) for step in self.heldout_steps}
+
+    @cached_property
     def heldout_means(self) -> dict[int, dict[str, float]]:
         """Step -> metric -> the run's held-out value at that evaluation, from its response records (what the
         report's table averages; TRL's ``heldout/*`` log lines weigh entropy by tokens, and only over its loss mask)."""
-        return {step: run_means(self.heldout_rows(step)) for step in self.heldout_steps}
+        return {step: means_of(by_metric) for step, by_metric in self.heldout_prompt_means.items()}
 
     def heldout_series(self, metric: str) -> tuple[list[int], list[float]]:
         """(steps, values) of ``metric`` (`stats.response_values` names) at every evaluation that has it."""
@@ -97,13 +103,29 @@ class RunFolder:
 
     @property
     def wall_s(self) -> float | None:
-        """Wall time over all attempts, when `rtt study` ran it."""
+        """The run's wall time: when `rtt study` ran it, its ``finished.json`` (every attempt, from process start
+        to exit); else the ``train_runtime`` Transformers logs when `trainer.train` ends (the training loop,
+        held-out evaluations included, loading and saving the model not); None for a run still training.
+
+        A run resumed outside a study: `rtt train --resume` keeps the log records of the steps before its
+        checkpoint, but the attempt that was killed logged no runtime, so the sum below is the time of the
+        attempts that reached the end of training, since the last resume. Counted as measured, not
+        extrapolated to the steps before (their time is on no record): it is less than the run cost, and
+        `rtt study` counts every attempt."""
         finished = self.path / "finished.json"
-        return json.loads(finished.read_text(encoding="utf-8")).get("wall_s") if finished.is_file() else None
+        if finished.is_file():
+            return json.loads(finished.read_text(encoding="utf-8")).get("wall_s")
+        runtimes = [record["train_runtime"] for record in self.records if _ends_training(record)]
+        return sum(runtimes) if runtimes else None
 
     @property
     def label(self) -> str:
         return self.variant if self.seed is None else f"{self.variant}/seed{self.seed}"
+
+
+def _ends_training(record: dict[str, Any]) -> bool:
+    """The record Transformers logs when `trainer.train` ends (its runtime and loss over that call)."""
+    return isinstance(record.get("train_runtime"), (int, float)) and "train_loss" in record
 
 
 @functools.cache

@@ -55,28 +55,37 @@ def response_values(row: dict[str, Any]) -> dict[str, float]:
     return values
 
 
+def prompt_means(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Metric -> prompt id -> the mean of the metric over that prompt's responses among ``rows`` (one run's
+    cells at one evaluation), for every (metric, prompt) with a known value."""
+    sums: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        if "prompt_id" not in row:
+            continue
+        for metric, value in response_values(row).items():
+            if not math.isnan(value):
+                total = sums.setdefault(metric, {}).setdefault(row["prompt_id"], [0.0, 0])
+                total[0] += value
+                total[1] += 1
+    return {metric: {prompt: total / count for prompt, (total, count) in by_prompt.items()}
+            for metric, by_prompt in sums.items()}
+
+
+def means_matrix(runs_means: list[dict[str, dict[str, float]]], prompts: list[str], metric: str) -> np.ndarray:
+    """[runs, prompts]: each run's `prompt_means` of ``metric`` in ``prompts`` order (NaN: no response)."""
+    return np.array([[means.get(metric, {}).get(prompt, math.nan) for prompt in prompts] for means in runs_means],
+                    dtype=float).reshape(len(runs_means), len(prompts))
+
+
 def cell_matrix(runs_rows: list[list[dict[str, Any]]], prompts: list[str], metric: str) -> np.ndarray:
     """[runs, prompts]: the mean of ``metric`` over each run's responses to each prompt (NaN: none)."""
-    column = {prompt: j for j, prompt in enumerate(prompts)}
-    sums = np.zeros((len(runs_rows), len(prompts)))
-    counts = np.zeros((len(runs_rows), len(prompts)))
-    for i, rows in enumerate(runs_rows):
-        for row in rows:
-            value = response_values(row).get(metric, math.nan)
-            if not math.isnan(value) and row.get("prompt_id") in column:
-                sums[i, column[row["prompt_id"]]] += value
-                counts[i, column[row["prompt_id"]]] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / counts, np.nan)
+    return means_matrix([prompt_means(rows) for rows in runs_rows], prompts, metric)
 
 
-def run_means(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Metric -> one run's value at one evaluation: the mean over prompts of each prompt's mean over its
-    responses (a row of `cell_matrix`, averaged), for every metric a row has a value of."""
-    prompts = sorted({row["prompt_id"] for row in rows if "prompt_id" in row})
-    metrics = sorted({metric for row in rows for metric, value in response_values(row).items()
-                      if not math.isnan(value)})
-    return {metric: float(_nanmean(cell_matrix([rows], prompts, metric))) for metric in metrics}
+def means_of(by_metric: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Metric -> one run's value at one evaluation: the mean over prompts of its `prompt_means` (a row of
+    `cell_matrix`, averaged)."""
+    return {metric: float(np.mean(list(by_prompt.values()))) for metric, by_prompt in sorted(by_metric.items())}
 
 
 def _nanmean(values: np.ndarray, axis: Any = None) -> np.ndarray:

@@ -1,10 +1,12 @@
 """The report's table: each variant's held-out metrics at its final evaluation, its gap to a baseline
-variant, and its cost (step time and RTT's share of it), as data and as terminal text."""
+variant, and its cost (median step time, as `rtt train` prints it, RTT's share of the step time, and wall
+time), as data and as terminal text."""
 
 from __future__ import annotations
 
 import math
 import os
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +27,7 @@ class VariantRow:
     steps: list[int]  # the held-out step compared, per run
     metrics: dict[str, Estimate]
     delta: dict[str, Estimate] = field(default_factory=dict)  # minus the baseline variant
-    step_time_s: Estimate | None = None
+    median_step_time_s: Estimate | None = None  # each run's median, over runs
     rtt_share: float | None = None  # of the summed step time
     wall_s: Estimate | None = None
 
@@ -34,7 +36,7 @@ class VariantRow:
                 "seeds": [run.seed for run in self.runs], "heldout_steps": self.steps,
                 "metrics": {key: value.to_json() for key, value in self.metrics.items()},
                 "minus_baseline": {key: value.to_json() for key, value in self.delta.items()},
-                "step_time_s": self.step_time_s.to_json() if self.step_time_s else None,
+                "median_step_time_s": self.median_step_time_s.to_json() if self.median_step_time_s else None,
                 "rtt_time_share": self.rtt_share, "wall_s": self.wall_s.to_json() if self.wall_s else None}
 
 
@@ -60,11 +62,12 @@ def _final_steps(runs: list[RunFolder]) -> dict[str, int]:
 
 
 def _timing(run: RunFolder) -> tuple[float, float, float]:
-    """(mean step time, summed step time, summed RTT time) over the run's training log records."""
+    """(median step time, summed step time, summed RTT time) over the run's training log records. The median,
+    as `rtt train`'s summary prints it: a first step that warms up or compiles drags the mean far above it."""
     timed = [record for record in run.records if isinstance(record.get("step_time"), (int, float))]
     total = sum(record["step_time"] for record in timed)
     rtt = sum(record.get(key, 0.0) for record in timed for key in RTT_TIME_KEYS)
-    return (total / len(timed) if timed else math.nan), total, rtt
+    return (statistics.median(record["step_time"] for record in timed) if timed else math.nan), total, rtt
 
 
 def default_baseline(groups: dict[str, list[RunFolder]]) -> str | None:
@@ -99,7 +102,7 @@ def build_table(runs: list[RunFolder], baseline: str | None = None) -> Table:
         total_step_time = sum(timing[1] for timing in timings)
         row = VariantRow(name, group, [final[str(run.path)] for run in group if str(run.path) in final],
                          {metric: estimate(matrix(group, metric, rows_at)) for metric in metrics},
-                         step_time_s=over_runs([timing[0] for timing in timings]),
+                         median_step_time_s=over_runs([timing[0] for timing in timings]),
                          rtt_share=sum(timing[2] for timing in timings) / total_step_time if total_step_time else None,
                          wall_s=over_runs([run.wall_s for run in group if run.wall_s is not None]))
         if baseline and name != baseline:
@@ -147,7 +150,8 @@ def table_sections(table: Table) -> list[tuple[str, list[str], list[list[str]]]]
                 *([fmt(row.delta.get(metric), signed=True) for metric in DELTA_METRICS] if table.baseline else [])]
                for row in table.rows]
     health = [[row.name, fmt(row.metrics["length"], 1), fmt(row.metrics["truncated"]), fmt(row.metrics["entropy"]),
-               fmt(row.step_time_s, 1), "-" if row.rtt_share is None else f"{row.rtt_share:.1%}", fmt(row.wall_s, 0)]
+               fmt(row.median_step_time_s, 1), "-" if row.rtt_share is None else f"{row.rtt_share:.1%}",
+               fmt(row.wall_s, 0)]
               for row in table.rows]
     families = [metric for metric in table.metrics if metric.startswith("pass/")]
     per_family = [[row.name, *(fmt(row.metrics[metric]) for metric in families)] for row in table.rows]
@@ -157,7 +161,8 @@ def table_sections(table: Table) -> list[tuple[str, list[str], list[list[str]]]]
         ("held-out outcome (mean [95% interval] over seeds x prompts)",
          ["variant", "runs", "step", "all-pass", "satisfaction", *delta_header], outcome),
         ("held-out health and cost",
-         ["variant", "length (tokens)", "truncated", "entropy", "step time (s)", "RTT share", "wall time/run (s)"],
+         ["variant", "length (tokens)", "truncated", "entropy", "median step time (s)", "RTT share",
+          "wall time/run (s)"],
          health),
         (f"held-out pass rate per rubric family{f' ({prefix}:*)' if prefix else ''}",
          ["variant", *(name.removeprefix(f"{prefix}:") if prefix else name for name in names)], per_family),
