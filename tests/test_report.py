@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from matplotlib.figure import Figure
 
 from rubrics2tokens.report import write_report
+from rubrics2tokens.report.curves import draw_panel
 from rubrics2tokens.report.heatmaps import advantage_colour
 from rubrics2tokens.report.stats import cell_matrix, difference, estimate
 
@@ -41,9 +43,14 @@ def heldout_rows(step: int, passing: set[int], grpo: bool) -> list[dict]:
     return rows
 
 
+STEP_TIMES = {1: 11.0, 2: 2.0, 3: 2.0, 4: 2.0}  # the first step is slow (warm-up): median 2.0, mean 4.25
+TRAIN_RUNTIME = 31.0
+
+
 def write_run(folder: Path, source: str, seed: int, passing: set[int], rtt_time: float) -> Path:
-    """A finished run folder: config.yaml, metrics.jsonl (train records of steps 1-4 and held-out records),
-    heldout/step_<N>.jsonl."""
+    """A finished run folder: config.yaml, metrics.jsonl (train records of steps 1-4, held-out records and the
+    record Transformers logs when training ends), heldout/step_<N>.jsonl. ``rtt_time``: RTT's time per 2 s
+    of step time."""
     (folder / "heldout").mkdir(parents=True)
     training = {"output_dir": str(folder), "seed": seed, "relevance_source": source, "reward_aggregation": "csr"}
     if source == "oracle":
@@ -53,8 +60,10 @@ def write_run(folder: Path, source: str, seed: int, passing: set[int], rtt_time:
     records = []
     for step in range(5):
         if step:
-            records.append({"step": step, "reward": 0.1 * step, "step_time": 2.0, "rtt/time/scoring_s": rtt_time / 2,
-                            "rtt/time/relevance_s": rtt_time / 4, "rtt/time/advantages_s": rtt_time / 4})
+            share = STEP_TIMES[step] / 2.0
+            records.append({"step": step, "reward": 0.1 * step, "step_time": STEP_TIMES[step],
+                            "rtt/time/scoring_s": share * rtt_time / 2, "rtt/time/relevance_s": share * rtt_time / 4,
+                            "rtt/time/advantages_s": share * rtt_time / 4})
         if step in EVAL_STEPS:
             rows = heldout_rows(step, passing, grpo=source == "none")
             with (folder / "heldout" / f"step_{step:06d}.jsonl").open("w") as out:
@@ -62,6 +71,8 @@ def write_run(folder: Path, source: str, seed: int, passing: set[int], rtt_time:
             # what TRL logs: its entropy weighs tokens over its loss mask; the report reads the records instead
             records.append({"step": step, "heldout/all_pass": float(np.mean([r["all_pass"] for r in rows])),
                             "heldout/satisfaction": 0.0, "heldout/entropy": 9.0})
+    records.append({"step": 4, "train_runtime": TRAIN_RUNTIME, "train_samples_per_second": 1.016,
+                    "train_steps_per_second": 0.127, "total_flos": 0.0, "train_loss": 0.01})
     (folder / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     return folder
 
@@ -107,10 +118,12 @@ def test_report_numbers_are_the_run_folders_numbers(study):
     assert rtt["minus_baseline"]["all_pass"]["lo"] > 0
     assert random["minus_baseline"]["all_pass"] == {"mean": 0.0, "lo": 0.0, "hi": 0.0, "n": 12}
     assert grpo["minus_baseline"] == {}
-    assert grpo["step_time_s"]["mean"] == 2.0
+    assert grpo["median_step_time_s"]["mean"] == 2.0
     assert grpo["rtt_time_share"] == pytest.approx(0.1) and rtt["rtt_time_share"] == pytest.approx(0.2)
     curve = report["curves"]["all_pass"]["rtt-csr"]
-    assert curve == {"step": [0, 2, 4], "mean": [0.0, 0.0, 1.0], "low": [0.0, 0.0, 1.0], "high": [0.0, 0.0, 1.0]}
+    assert curve == {"step": [0, 2, 4], "mean": [0.0, 0.0, 1.0], "lo": [0.0, 0.0, 1.0], "hi": [0.0, 0.0, 1.0]}
+    grpo_curve = report["curves"]["all_pass"]["grpo-csr"]
+    assert (grpo_curve["lo"][-1], grpo_curve["hi"][-1]) == (lo, hi), "the band is the table's interval"
     # curves come from the held-out records, as the table does, not from metrics.jsonl's heldout/* lines
     assert report["curves"]["satisfaction"]["grpo-csr"]["mean"] == pytest.approx([0.5, 0.5, 0.75])
     assert report["curves"]["entropy"]["grpo-csr"]["mean"] == pytest.approx([2.0, 1.8, 1.6])
@@ -160,7 +173,6 @@ def test_one_run_folder_still_being_written(study):
     assert metrics.read_bytes() == before, "the report never changes a run folder's files"
     report = json.loads((run / "report" / "report.json").read_text())
     assert rows_by_variant(report)["rtt-csr"]["metrics"]["all_pass"]["mean"] == 1.0
-    assert report["heatmaps"] == {}, "one run: no GRPO / RTT pair to show"
 
 
 def test_runs_without_heldout_evaluation_still_report_their_cost(tmp_path):
@@ -170,7 +182,7 @@ def test_runs_without_heldout_evaluation_still_report_their_cost(tmp_path):
     write_report(run)
     text = (run / "report" / "report.txt").read_text()
     assert "3.0" in text and "10.0%" in text
-    assert "No token-credit heatmaps" in (run / "report" / "report.html").read_text()
+    assert "No token-credit view: no run has held-out responses" in (run / "report" / "report.html").read_text()
 
 
 def test_rtt_report_command(study, tmp_path):
@@ -231,3 +243,56 @@ def test_before_training_counts_the_base_model_once(tmp_path):
     pooled = cell_matrix([[row for seed in (0, 1, 2) for row in base_model_rows(seed)]], PROMPTS, "all_pass")
     assert alone["metrics"]["all_pass"] == estimate(pooled).to_json()
     assert alone["metrics"]["all_pass"]["n"] == len(PROMPTS), "one cell per prompt: the base model is one run"
+
+
+def test_a_single_rtt_run_shows_its_own_token_credit(study):
+    """issue 19: the demo is one RTT run, no GRPO run beside it; its held-out records carry every token's
+    advantage, so its report shows them: the same responses at the first and the last evaluation."""
+    run = study / "rtt-csr" / "seed0"
+    page = write_report(run, examples=2).read_text()
+    shown = json.loads((run / "report" / "report.json").read_text())["heatmaps"]
+    assert shown == {"rtt_run": str(run), "steps": {"rtt": [0, 4]},
+                     "examples": [{"prompt_id": "p00", "sample": 0}, {"prompt_id": "p01", "sample": 0}]}
+    assert page.count('class="panel"') == 2 * 2, "two examples x (first, last evaluation)"
+    assert "No token-credit" not in page
+    r, g, b = advantage_colour(-1.5, 1.5)
+    assert f'background:rgb({r},{g},{b});color:#fff" title="-1.500"' in page, "coloured by its advantage"
+    assert '<span class="chip fail">✗ testbed:no_commas</span>' in page, "the step-0 verdicts"
+    assert '<span class="chip pass">✓ testbed:no_commas</span>' in page, "the step-4 verdicts"
+
+
+def test_a_plain_grpo_run_says_why_it_has_no_token_credit(study):
+    run = study / "grpo-csr" / "seed0"
+    page = write_report(run).read_text()
+    assert json.loads((run / "report" / "report.json").read_text())["heatmaps"] == {}
+    assert 'class="panel"' not in page
+    assert "No token-credit view: every run here is plain GRPO (relevance_source none)" in page
+
+
+def test_rate_curves_span_0_to_1_with_interval_bands():
+    """issue 19: a move of all-pass from 0.094 to 0.125, inside its interval, drawn on an auto-scaled axis
+    looked steep; rates are drawn on 0..1, with the band of their 95% interval."""
+    curves = {"rtt": {"step": [0, 10], "mean": [0.094, 0.125], "lo": [0.03, 0.05], "hi": [0.17, 0.2]}}
+    axes = Figure().subplots(1, 3)
+    for axis, key in zip(axes, ("all_pass", "pass/testbed:no_commas", "length")):
+        draw_panel(axis, key, curves, {"rtt": "C0"})
+    assert axes[0].get_ylim() == (0.0, 1.0) and axes[1].get_ylim() == (0.0, 1.0)
+    assert axes[2].get_ylim()[1] < 0.5, "a length, not a rate: its axis fits its values"
+    band = axes[0].collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(0.03) and band[:, 1].max() == pytest.approx(0.2)
+
+
+def test_cost_columns_say_what_the_terminal_says(study):
+    """issue 19: the terminal prints the median step time, the report printed the mean under no name; the wall
+    time column was empty for a run `rtt study` did not run."""
+    run = study / "rtt-csr" / "seed0"
+    write_report(run)
+    row = rows_by_variant(json.loads((run / "report" / "report.json").read_text()))["rtt-csr"]
+    assert row["median_step_time_s"]["mean"] == 2.0, "the median of 11, 2, 2, 2 s (their mean is 4.25)"
+    assert row["wall_s"]["mean"] == TRAIN_RUNTIME, "the train_runtime Transformers logs when training ends"
+    text = (run / "report" / "report.txt").read_text()
+    assert "median step time (s)" in text and "31 [31,31]" in text
+    (run / "finished.json").write_text(json.dumps({"wall_s": 95.0}))
+    write_report(run)
+    row = rows_by_variant(json.loads((run / "report" / "report.json").read_text()))["rtt-csr"]
+    assert row["wall_s"]["mean"] == 95.0, "`rtt study`'s wall time, over every attempt, comes first"

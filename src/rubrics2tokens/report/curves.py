@@ -89,7 +89,8 @@ def _figure(panels: dict[str, dict[str, dict[str, list[float]]]], colours: dict[
     handles = [plt.Line2D([], [], color=colours[name], marker="o", markersize=3, linestyle=_line_style(colours, name))
                for name in colours]
     legend_axis.legend(handles, list(colours), loc="center", fontsize=9, frameon=False,
-                       title="variant (line: mean over seeds x prompts;\nband: its 95% interval, as in the tables)", title_fontsize=8)
+                       title="variant (line: mean over seeds x prompts;\nband: its 95% interval, as in the tables)",
+                       title_fontsize=8)
     for axis in flat[len(panels) + 1:]:
         axis.axis("off")
     figure.tight_layout()
