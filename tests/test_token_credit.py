@@ -14,11 +14,14 @@ import torch
 from accelerate import Accelerator
 from transformers import AutoTokenizer
 
+from rubrics2tokens.advantages import token_advantages
 from rubrics2tokens.data.schema import Rubric
 from rubrics2tokens.data.synthetic import KEYWORDS, generate_rows
+from rubrics2tokens.generation.stopping import stop_token_ids
 from rubrics2tokens.relevance.alignment import token_char_spans
-from rubrics2tokens.relevance.sources import OracleRelevance, RelevanceInputs
+from rubrics2tokens.relevance.sources import OracleRelevance, RandomRelevance, RelevanceInputs, build_relevance_source
 from rubrics2tokens.scoring.router import RoutingScorer
+from rubrics2tokens.trainer.heldout import response_records
 from rubrics2tokens.trainer.rtt_grpo import credit_mask, rtt_token_advantages
 from rubrics2tokens.verifiers import rules
 
@@ -62,7 +65,8 @@ def token_term(tokenizer, completion_ids, loss_mask, scored, partition: str, ver
     """The trainer's token term ``(B, T)`` with oracle relevance, and the mask it credits."""
     weights = OracleRelevance(tokenizer)(RelevanceInputs(completion_ids, loss_mask, scored))
     special = torch.tensor(sorted(tokenizer.all_special_ids))
-    mask = credit_mask(completion_ids, loss_mask, scored, special, tokenizer.eos_token_id)
+    mask = credit_mask(completion_ids, loss_mask, scored, special, torch.tensor([tokenizer.eos_token_id]),
+                       source_flags_stop=True)
     args = SimpleNamespace(token_partition=partition, token_softmax_tau=1.0, token_std_floor=0.05,
                            relevance_threshold=0.5)
     verdicts = scored.verdicts if verdicts is None else verdicts
@@ -168,3 +172,78 @@ def test_a_learned_row_below_the_threshold_flags_nothing_and_leaves_the_average(
     args.relevance_threshold = 0.0
     kept = rtt_token_advantages(accelerator, verdicts, torch.ones(1, 2), weights, mask, 1, args)
     torch.testing.assert_close(kept, -weights.mean(dim=1))
+
+
+@pytest.mark.parametrize("partition", ["inter_sample", "rubric_softmax"])  # (group_pooled averages first: an
+def test_a_row_that_flags_nothing_keeps_its_verdict_in_the_group_sets(partition):  # empty row never entered it)
+    """issue 20 defect 1: empty rows left the z-score sets. One group of two responses, one rubric: response 0
+    passed and its relevance flags token 1; response 1 failed and flags nothing. Response 1 leaves its own
+    average (it gets no token credit), but its fail stays in the group's set, so response 0's pass is measured
+    against it. With the fail dropped, the set held response 0 alone and every credit was 0."""
+    verdicts = torch.tensor([[1.0], [0.0]])
+    weights = torch.tensor([[[0.0, 1.0, 0.0]], [[0.1, 0.0, 0.2]]])
+    mask = torch.ones(2, 3)
+    args = SimpleNamespace(token_partition=partition, token_softmax_tau=1.0, token_std_floor=0.0,
+                           relevance_threshold=0.5)
+    got = rtt_token_advantages(Accelerator(cpu=True), verdicts, torch.ones(2, 1), weights, mask, 2, args)
+    expected = token_advantages(verdicts, weights, mask, group_size=2, partition=partition,
+                                rubric_weights=torch.tensor([[1.0], [0.0]]))
+    torch.testing.assert_close(got, expected)
+    assert got[0].abs().sum() > 0, "response 0 is credited against response 1's fail"
+    assert (got[1] == 0).all(), "response 1 flags nothing, so it gets no token credit"
+
+
+def test_only_a_source_that_flags_the_stop_lets_the_stop_token_carry_credit(tokenizer):
+    """issue 20 defect 3: EOS unmasked for every relevance source. "river" once of twice and stopped: the verdict
+    blames the stop, but only the oracle puts weight on it; under random relevance (or a learned model, or
+    contrast) the stop token would get a z-scored value from a weight never meant for it."""
+    completion_ids, loss_mask, scored = stopped_response(tokenizer, "the river is warm")
+    assert bool(scored.stops[0, 0]) and scored.verdicts[0, 0] == 0
+    special = torch.tensor(sorted(tokenizer.all_special_ids))
+    stops = torch.tensor([tokenizer.eos_token_id])
+    for source, credited in ((OracleRelevance(tokenizer), True), (RandomRelevance(seed=0), False)):
+        mask = credit_mask(completion_ids, loss_mask, scored, special, stops, source.flags_stop)
+        assert bool(mask[0, -1]) == credited, type(source).__name__
+        assert mask[0, :-1].all(), "every other token of the response may carry credit"
+
+
+def test_a_random_source_gives_the_stop_token_no_credit_in_a_training_step(tiny_model_dir, tmp_path, tokenizer):
+    """issue 20 defect 3 through the trainer: under relevance_source 'random' the EOS of a response whose verdict
+    blames the stop gets the response advantage only, no token term."""
+    from test_trainer import make_trainer
+
+    trainer = make_trainer(tiny_model_dir, tmp_path, relevance_source="random", token_partition="intra_sample",
+                           num_generations=2, per_device_train_batch_size=2)
+    completion_ids, loss_mask, scored = stopped_response(tokenizer, "the river is warm")
+    completion_ids, loss_mask = completion_ids.repeat(2, 1), loss_mask.repeat(2, 1)
+    scored = type(scored)(verdicts=scored.verdicts.repeat(2, 1), rubric_weights=scored.rubric_weights.repeat(2, 1),
+                          spans=scored.spans * 2, rubrics=scored.rubrics * 2, stops=scored.stops.repeat(2, 1))
+    output = {"completion_ids": completion_ids, "completion_mask": loss_mask, "advantages": torch.tensor([0.3, -0.3])}
+    trainer._add_token_credit(output, "train", scored, ["p", "p"])
+    advantages = output["advantages"]
+    assert (advantages[:, :-1] != advantages[:, :1]).any(), "the token term is there on the other tokens"
+    torch.testing.assert_close(advantages[:, -1], torch.tensor([0.3, -0.3]))
+
+
+def test_every_stop_id_of_the_generation_config_counts_as_a_stop(tokenizer):
+    """issue 20 defect 4: one EOS id assumed. A chat model that also stops on <|endoftext|> (its generation config
+    lists two ids): a response ending on either stopped on its own, so it is not truncated, its failed lower
+    limit blames that stop token, and the token may carry the blame."""
+    config = SimpleNamespace(eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|endoftext|>")])
+    stop_ids = stop_token_ids(tokenizer, config)
+    assert stop_ids == sorted(config.eos_token_id)
+    other_stop = max(set(stop_ids) - {tokenizer.eos_token_id})
+    text = "the river is warm"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [other_stop]
+    completion_ids, loss_mask = torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long)
+    scored = RoutingScorer(mode="verifiers").score([""], [text], [RIVER_TWICE_NO_COMMAS])
+
+    weights = build_relevance_source("oracle", tokenizer, policy=SimpleNamespace(generation_config=config))(
+        RelevanceInputs(completion_ids, loss_mask, scored))
+    assert weights[0, 0, -1] == 1.0, "the stop token carries the failed lower limit's blame"
+    special = torch.tensor(sorted(tokenizer.all_special_ids))
+    mask = credit_mask(completion_ids, loss_mask, scored, special, torch.tensor(stop_ids), source_flags_stop=True)
+    assert mask[0, -1]
+    record, = response_records(0, ["p"], completion_ids, loss_mask, scored, torch.zeros(1), tokenizer,
+                               torch.zeros(1), stop_ids)
+    assert record["truncated"] is False

@@ -86,8 +86,12 @@ def _generation_batch(trainer: RTTGRPOTrainer) -> list[dict]:
     return [dict(row) for row in rows for _ in range(trainer.num_generations)]
 
 
-def test_rtt_advantages_are_response_advantage_plus_token_term(tiny_model_dir, tmp_path):
-    trainer = make_trainer(tiny_model_dir, tmp_path, per_device_train_batch_size=8, token_advantage_coef=0.5)
+@pytest.mark.parametrize("partition", ["intra_sample", "inter_sample", "group_pooled", "rubric_softmax", "signed"])
+def test_rtt_advantages_are_response_advantage_plus_token_term(tiny_model_dir, tmp_path, partition):
+    """The token credit of a training step is `token_advantages` of the step's verdicts, unchanged, with averaging
+    weight 0 for the rows that flag no token (issue 20 defect 1: empty rows used to leave the z-score sets too)."""
+    trainer = make_trainer(tiny_model_dir, tmp_path, per_device_train_batch_size=8, token_advantage_coef=0.5,
+                           token_partition=partition)
     output = trainer._generate_and_score_completions(_generation_batch(trainer))
     advantages, mask, ids = output["advantages"], output["completion_mask"], output["completion_ids"]
     assert advantages.shape == ids.shape
@@ -99,12 +103,15 @@ def test_rtt_advantages_are_response_advantage_plus_token_term(tiny_model_dir, t
     blames_stop = (scored.stops & ~torch.isnan(scored.verdicts)).any(dim=1)
     special = torch.isin(ids, torch.tensor(trainer.processing_class.all_special_ids))
     token_mask = mask.bool() & (~special | (eos & blames_stop[:, None]))
-    # A row that flags no token leaves the average over rubrics.
+    # A row that flags no token leaves the average over rubrics, and only that.
     flags_something = ((weights > 0.5) & token_mask[:, None, :]).any(dim=-1)
-    verdicts = scored.verdicts.masked_fill(~flags_something, float("nan"))
-    expected_token = token_advantages(verdicts, weights.nan_to_num(0.0), token_mask.float(), group_size=4,
-                                      min_std=trainer.args.token_std_floor)
-    assert expected_token.abs().sum() > 0, "the token term is not empty, so the check below has teeth"
+    assert (~flags_something & ~torch.isnan(scored.verdicts)).any(), "some known rows flag nothing: teeth"
+    expected_token = token_advantages(scored.verdicts, weights.nan_to_num(0.0), token_mask.float(), group_size=4,
+                                      partition=partition, min_std=trainer.args.token_std_floor,
+                                      rubric_weights=scored.rubric_weights.masked_fill(~flags_something, 0.0))
+    # (rubric_softmax z-scores each rubric's verdicts across the group, and this batch's groups agree on every
+    # rubric, so its term is 0 here; test_token_credit has a hand-made group where it is not)
+    assert partition == "rubric_softmax" or expected_token.abs().sum() > 0, "a token term, so the check has teeth"
 
     response_part = advantages - 0.5 * expected_token  # must be one constant per response: TRL's A_res
     for i in range(ids.shape[0]):
@@ -135,6 +142,35 @@ def test_overlong_penalty_is_a_reward_column_following_completion_length(tiny_mo
     torch.testing.assert_close(rewards[:, 1], torch.tensor([-1.0, -0.5, 0.0, 0.0]))
     with pytest.raises(ValueError, match="overlong_penalty_tokens"):
         RTTConfig(output_dir=str(tmp_path), use_cpu=True, max_completion_length=16, overlong_penalty_tokens=17)
+
+
+class UnknownOnOddRows:
+    """The real verifiers, but every verdict of every odd response unknown: a judge that did not answer."""
+
+    def __init__(self):
+        self.scorer = RoutingScorer(mode="verifiers")
+
+    def score(self, prompts, responses, rubrics):
+        scored = self.scorer.score(prompts, responses, rubrics)
+        scored.verdicts[1::2] = float("nan")
+        return scored
+
+
+def test_the_overlong_penalty_keeps_an_unscorable_response_unscored(tiny_model_dir, tmp_path):
+    """issue 20 defect 2: the overlong penalty turned "unknown" into "fail". A response whose verdicts are all
+    unknown gets no reward at all, the penalty included, so TRL leaves it out of its group's baseline and gives
+    it advantage 0; the scored responses keep the penalty."""
+    trainer = make_trainer(tiny_model_dir, tmp_path, relevance_source="none", overlong_penalty_tokens=4)
+    trainer.rubric_reward.scorer = UnknownOnOddRows()
+    inputs = _generation_batch(trainer)[:4]
+    completion_ids = [[5] * length for length in (16, 16, 14, 14)]
+    completions = [trainer.processing_class.decode(ids) for ids in completion_ids]
+    rewards = trainer._calculate_rewards(inputs, [row["prompt"] for row in inputs], completions, completion_ids)
+    assert torch.isnan(rewards[1::2]).all(), "no rubric reward and no penalty for the unscored responses"
+    torch.testing.assert_close(rewards[0::2, 1], torch.tensor([-1.0, -0.5]))
+
+    output = trainer._generate_and_score_completions(inputs)
+    assert (output["advantages"][1::2] == 0).all()
 
 
 def test_rubric_reward_explains_a_missing_rubrics_column():

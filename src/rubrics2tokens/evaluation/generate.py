@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from rubrics2tokens.data.schema import DataError, append_jsonl, read_appended_jsonl
 from rubrics2tokens.evaluation.benchmarks import BenchmarkPrompt
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
+from rubrics2tokens.generation.stopping import stop_token_ids
 from rubrics2tokens.models.loading import load_policy, load_tokenizer, resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -165,17 +166,10 @@ def _load_model(model_name_or_path: str) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
-def _eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    """The tokenizer's EOS and those of the model's generation config (chat models often end turns on both)."""
-    configured = model.generation_config.eos_token_id
-    configured = configured if isinstance(configured, list) else [configured]
-    return sorted({tokenizer.eos_token_id, *configured} - {None})
-
-
 def _static_backend(model_name_or_path: str, params: SamplingParams, max_new_tokens: int,
                     seed: int) -> GenerateBatch:
     model, tokenizer = _load_model(model_name_or_path)
-    decoder = StaticCacheDecoder(model, tokenizer.pad_token_id, _eos_token_ids(model, tokenizer))
+    decoder = StaticCacheDecoder(model, tokenizer.pad_token_id, stop_token_ids(tokenizer, model.generation_config))
     generator = torch.Generator(device=model.device).manual_seed(seed)
 
     def generate_batch(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
@@ -190,7 +184,7 @@ def _transformers_backend(model_name_or_path: str, params: SamplingParams, max_n
     model, tokenizer = _load_model(model_name_or_path)
     settings: dict[str, Any] = {"do_sample": params.do_sample, "max_new_tokens": max_new_tokens,
                                 "pad_token_id": tokenizer.pad_token_id,
-                                "eos_token_id": _eos_token_ids(model, tokenizer)}
+                                "eos_token_id": stop_token_ids(tokenizer, model.generation_config)}
     if params.do_sample:
         settings.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
     torch.manual_seed(seed)  # generate draws from the global generator; it takes no generator argument

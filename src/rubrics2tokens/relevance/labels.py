@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
+from rubrics2tokens.generation.stopping import stop_token_ids
 from rubrics2tokens.data.schema import (DataError, PromptRow, append_jsonl, read_appended_jsonl, read_jsonl,
                                         write_jsonl)
 from rubrics2tokens.relevance.alignment import spans_to_token_mask
@@ -166,7 +167,7 @@ def _generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rows: 
     ``generate``): per row, its ``samples_per_prompt`` decoded responses."""
     prompts = [tokenizer.apply_chat_template(row.messages, add_generation_prompt=True, tokenize=True, return_dict=False)
                for row in rows for _ in range(samples_per_prompt)]
-    decoder = StaticCacheDecoder(model, tokenizer.pad_token_id, [tokenizer.eos_token_id])
+    decoder = StaticCacheDecoder(model, tokenizer.pad_token_id, stop_token_ids(tokenizer, model.generation_config))
     completions = decoder.generate(prompts, max_new_tokens, SamplingParams(temperature=temperature))
     decoded = tokenizer.batch_decode(completions, skip_special_tokens=True)
     return [decoded[i * samples_per_prompt:(i + 1) * samples_per_prompt] for i in range(len(rows))]

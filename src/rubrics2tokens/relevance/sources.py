@@ -7,12 +7,14 @@ leaves that rubric out of the token-level term (its verdict still counts in the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rubrics2tokens.generation.stopping import ends_with_stop, stop_token_ids
 from rubrics2tokens.relevance.alignment import spans_to_token_mask, token_char_spans
 from rubrics2tokens.relevance.contrast import ContrastRelevance
 from rubrics2tokens.relevance.model import RelevanceModel, characters_to_tokens, tokens_to_characters
@@ -41,6 +43,10 @@ class RelevanceInputs:
 
 
 class RelevanceSource(Protocol):
+    flags_stop: bool
+    """Whether the source puts weight on the stop token when a verdict blames the stop (method.md §5); only
+    then may that token carry token credit (`trainer.rtt_grpo.credit_mask`)."""
+
     def __call__(self, inputs: RelevanceInputs) -> torch.Tensor:
         """Return ``(B, K, T)`` weights in [0, 1] (NaN rows: unknown relevance)."""
         ...
@@ -49,12 +55,16 @@ class RelevanceSource(Protocol):
 class UniformRelevance:
     """w = 1 everywhere: the token term z-scores a constant row to 0, so RTT reduces to GRPO (a sanity check)."""
 
+    flags_stop = False
+
     def __call__(self, inputs: RelevanceInputs) -> torch.Tensor:
         return torch.ones(inputs.shape, device=inputs.completion_ids.device)
 
 
 class RandomRelevance:
     """w ~ U[0, 1], seeded: the ablation that shows what relevance without information does."""
+
+    flags_stop = False
 
     def __init__(self, seed: int = 0):
         self.generator = torch.Generator().manual_seed(seed)
@@ -70,11 +80,14 @@ class OracleRelevance:
     their own ids (`token_char_spans`), so no re-tokenization drift. A verdict that flags the stop
     (`Verdict.stop`) also gets w = 1 on the response's EOS token, when the response has one (one cut
     at the length limit did not stop: nothing to blame). Rubrics whose verifier reports no spans
-    (``None``) get a NaN row.
+    (``None``) get a NaN row. ``stop_ids``: the ids that end a response (default: the tokenizer's EOS).
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase):
+    flags_stop = True
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stop_ids: Sequence[int] | None = None):
         self.tokenizer = tokenizer
+        self.stop_ids = list(stop_ids) if stop_ids is not None else stop_token_ids(tokenizer)
 
     def __call__(self, inputs: RelevanceInputs) -> torch.Tensor:
         batch, width, length = inputs.shape
@@ -82,7 +95,7 @@ class OracleRelevance:
         for i in range(batch):
             ids = inputs.completion_ids[i][inputs.completion_mask[i].bool()].tolist()
             _, token_spans = token_char_spans(self.tokenizer, ids)
-            stopped = bool(ids) and ids[-1] == self.tokenizer.eos_token_id
+            stopped = ends_with_stop(ids, self.stop_ids)
             for k, spans in enumerate(inputs.scored.spans[i]):
                 if spans is not None:
                     weights[i, k] = spans_to_token_mask(spans, token_spans, length)
@@ -97,8 +110,11 @@ class ModelRelevance:
     When the relevance model shares the policy's tokenizer it reads the policy's own token ids (no
     re-tokenization drift); otherwise its token weights go to characters and each policy token takes
     the max over its characters (`characters_to_tokens`). Special tokens get 0; unknown verdicts a
-    NaN row (they are left out of the token term anyway).
+    NaN row (they are left out of the token term anyway). The model is trained on the labels' character
+    spans only, not on their stop flags, so it puts no weight on the stop token.
     """
+
+    flags_stop = False
 
     def __init__(self, model: RelevanceModel, policy_tokenizer: PreTrainedTokenizerBase, batch_size: int = 64):
         self.model = model
@@ -154,7 +170,7 @@ def build_relevance_source(name: str, tokenizer: PreTrainedTokenizerBase, seed: 
     if name == "random":
         return RandomRelevance(seed)
     if name == "oracle":
-        return OracleRelevance(tokenizer)
+        return OracleRelevance(tokenizer, stop_token_ids(tokenizer, getattr(policy, "generation_config", None)))
     if name == "model":
         if not model_path:
             raise ValueError("relevance_source 'model' needs relevance_model: the folder of a trained relevance "

@@ -32,6 +32,7 @@ import torch
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from rubrics2tokens.advantages import response_rewards
+from rubrics2tokens.generation.stopping import ends_with_stop
 from rubrics2tokens.relevance.alignment import token_char_spans
 from rubrics2tokens.scoring.scorer import ScoredBatch
 
@@ -73,9 +74,9 @@ def unmasked_completion_mask(completion_ids: torch.Tensor, eos_ids: Sequence[int
 
 def response_records(step: int, prompt_ids: list[str], completion_ids: torch.Tensor, completion_mask: torch.Tensor,
                      scored: ScoredBatch, advantages: torch.Tensor, tokenizer: PreTrainedTokenizerBase,
-                     entropies: torch.Tensor) -> list[dict[str, Any]]:
+                     entropies: torch.Tensor, stop_ids: Sequence[int]) -> list[dict[str, Any]]:
     """One record per held-out response (B rows; completion tensors ``(B, T)``, advantages ``(B,)`` or ``(B, T)``,
-    entropies ``(B,)``: each response's mean next-token entropy).
+    entropies ``(B,)``: each response's mean next-token entropy; ``stop_ids``: the ids that end a response).
 
     ``sample`` numbers the responses of one prompt in batch order; ``advantages`` is the per-token
     advantage the run's settings give the response (GRPO: its response advantage on every token).
@@ -97,7 +98,7 @@ def response_records(step: int, prompt_ids: list[str], completion_ids: torch.Ten
             "families": scored.families[i], "verdicts": verdicts,
             "all_pass": None if math.isnan(all_pass[i]) else int(all_pass[i]),
             "satisfaction": None if math.isnan(satisfaction[i]) else satisfaction[i],
-            "length": len(ids), "truncated": not ids or ids[-1] != tokenizer.eos_token_id,
+            "length": len(ids), "truncated": not ends_with_stop(ids, stop_ids),
             "entropy": round(float(entropies[i]), 4),
             "text": text,
             "tokens": [text[a:b] if b > a else tokenizer.convert_ids_to_tokens(t) for t, (a, b) in zip(ids, spans)],

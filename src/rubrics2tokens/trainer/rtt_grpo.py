@@ -9,11 +9,12 @@ Only two TRL steps are wrapped, both calling ``super()``:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -52,12 +53,14 @@ def rtt_token_advantages(accelerator: Accelerator, verdicts: torch.Tensor, rubri
     verdicts, rubric_weights: (B, K); weights: (B, K, T) with all-NaN rows for unknown relevance;
     token_mask: (B, T). A row that flags no token of the mask (no weight above
     ``args.relevance_threshold``), unknown rows included, leaves its response's average over rubrics
-    (method.md §5): an empty row must not dilute the others. A GRPO group can span processes, so
-    partitions that compare rows of a group gather every process's rows first (padding K and T) and
-    keep this process's slice.
+    (method.md §5): an empty row must not dilute the others. It gets averaging weight 0 and keeps its
+    verdict, so it stays in the z-score sets that compare verdicts across a group (`inter_sample`,
+    `group_pooled`, `rubric_softmax`) and the other rows' statistics do not change. A GRPO group can span
+    processes, so partitions that compare rows of a group gather every process's rows first (padding K
+    and T) and keep this process's slice.
     """
     flags_nothing = ~((weights > args.relevance_threshold) & token_mask.bool()[:, None, :]).any(dim=-1)  # (B, K)
-    verdicts = verdicts.masked_fill(flags_nothing, float("nan"))
+    rubric_weights = rubric_weights.masked_fill(flags_nothing, 0.0)
     weights = weights.nan_to_num(0.0)
     options = dict(partition=args.token_partition, tau=args.token_softmax_tau, min_std=args.token_std_floor)
     if args.token_partition in LOCAL_PARTITIONS:  # each row depends on itself only: no gather needed
@@ -76,23 +79,47 @@ def rtt_token_advantages(accelerator: Accelerator, verdicts: torch.Tensor, rubri
     return all_advantages[start:start + local_rows, :local_length]
 
 
+def only_where_scored(reward_func: Callable[..., list[float | None]], rubric_reward: RubricReward
+                      ) -> Callable[..., list[float | None]]:
+    """``reward_func`` with None (TRL's "unscorable") for every response the rubric reward could not score.
+
+    TRL calls a response unscorable only when every reward function returns None for it: its reward is
+    then left out of the group's baseline and its advantage is 0. A length penalty always has a value,
+    so without this a response whose verdicts are all unknown (the judge down) would be trained on the
+    penalty alone, as if it had scored 0. TRL calls the reward functions in order, so ``rubric_reward``
+    (first) has scored this batch when this one runs.
+    """
+
+    @functools.wraps(reward_func)  # keeps the function's name: TRL names the reward column after it
+    def reward(*args: Any, **kwargs: Any) -> list[float | None]:
+        values = reward_func(*args, **kwargs)
+        unscorable = torch.isnan(rubric_reward.last.verdicts).all(dim=1).tolist()
+        return [None if skip else value for value, skip in zip(values, unscorable, strict=True)]
+
+    return reward
+
+
 def _prompt_ids(inputs: list[dict[str, Any]]) -> list[str]:
     """The dataset's ``id`` of each row (rows built without one: the prompt itself)."""
     return [str(row["id"]) if "id" in row else json.dumps(row["prompt"]) for row in inputs]
 
 
 def credit_mask(completion_ids: torch.Tensor, loss_mask: torch.Tensor, scored: ScoredBatch,
-                special_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+                special_ids: torch.Tensor, stop_ids: torch.Tensor, source_flags_stop: bool) -> torch.Tensor:
     """``(B, T)`` bool: the tokens that may carry token-level credit under ``zero_special_tokens``.
 
-    The loss mask without special tokens (so the token term is no implicit length term), except the
-    EOS token of a response one of whose known verdicts blames the stop (method.md §5): stopping
-    early is then the cause, and EOS is where that credit goes.
+    The loss mask without special tokens (so the token term is no implicit length term), except, when
+    the relevance source puts weight on the stop (``source_flags_stop``: the oracle), the stop token of
+    a response one of whose known verdicts blames the stop (method.md §5): stopping early is then the
+    cause, and the stop token is where that credit goes. Under any other source the stop token would
+    get a z-scored value from a weight its source never meant for it, so it stays masked.
     """
-    blames_stop = (scored.stops & ~torch.isnan(scored.verdicts)).any(dim=1).to(completion_ids.device)  # (B,)
     special = torch.isin(completion_ids, special_ids.to(completion_ids.device))
-    blamed_eos = (completion_ids == eos_token_id) & blames_stop[:, None]
-    return loss_mask.bool() & (~special | blamed_eos)
+    if not source_flags_stop:
+        return loss_mask.bool() & ~special
+    blames_stop = (scored.stops & ~torch.isnan(scored.verdicts)).any(dim=1).to(completion_ids.device)  # (B,)
+    blamed_stop = torch.isin(completion_ids, stop_ids.to(completion_ids.device)) & blames_stop[:, None]
+    return loss_mask.bool() & (~special | blamed_stop)
 
 
 class RTTGRPOTrainer(GRPOTrainer):
@@ -119,7 +146,9 @@ class RTTGRPOTrainer(GRPOTrainer):
             kwargs.setdefault("rollout_func", make_static_rollout(args.rollout_batch_size, args.rollout_dtype))
         reward_funcs = [self.rubric_reward, *(reward_funcs or [])]
         if args.overlong_penalty_tokens:
-            reward_funcs.append(get_soft_overlong_punishment(args.max_completion_length, args.overlong_penalty_tokens))
+            reward_funcs.append(only_where_scored(
+                get_soft_overlong_punishment(args.max_completion_length, args.overlong_penalty_tokens),
+                self.rubric_reward))
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)
         if args.relevance_source == "none":
             self.relevance = None
@@ -128,6 +157,8 @@ class RTTGRPOTrainer(GRPOTrainer):
                 args.relevance_source, self._tokenizer, args.seed, args.relevance_model, args.relevance_batch_size,
                 policy=self.model)
         self._special_ids = torch.tensor(sorted(set(self._tokenizer.all_special_ids)), dtype=torch.long)
+        # TRL's stop set (the tokenizer's EOS and the generation config's): what `stop_token_ids` gives
+        self._stop_ids = torch.tensor(self.eos_token_ids, dtype=torch.long)
         self.heldout = HeldoutWriter(args.output_dir)
         self._counter_totals: dict[str, float] = {}  # the scorer's counters, all processes, at the last batch
         self.add_callback(self.heldout)
@@ -159,7 +190,8 @@ class RTTGRPOTrainer(GRPOTrainer):
             if self.mask_truncated_completions:  # TRL zeroed the truncated ones; a record describes every response
                 mask = unmasked_completion_mask(output["completion_ids"], self.eos_token_ids)
             records = response_records(self.state.global_step, prompt_ids, output["completion_ids"], mask, scored,
-                                       output["advantages"], self._tokenizer, self._response_entropies(output, mask))
+                                       output["advantages"], self._tokenizer, self._response_entropies(output, mask),
+                                       self.eos_token_ids)
             self.heldout.buffer.extend(gather_object(records))
         return output
 
@@ -186,8 +218,8 @@ class RTTGRPOTrainer(GRPOTrainer):
         start = time.perf_counter()
         token_mask = loss_mask.bool()
         if self.args.zero_special_tokens:
-            token_mask = credit_mask(completion_ids, token_mask, scored, self._special_ids,
-                                     self._tokenizer.eos_token_id)
+            token_mask = credit_mask(completion_ids, token_mask, scored, self._special_ids, self._stop_ids,
+                                     getattr(self.relevance, "flags_stop", False))
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
         device = completion_ids.device
         token_adv = rtt_token_advantages(
