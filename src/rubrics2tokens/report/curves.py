@@ -77,24 +77,26 @@ def _line_style(colours: dict[str, Any], name: str) -> str:
 
 
 def _figure(panels: dict[str, dict[str, dict[str, list[float]]]], colours: dict[str, Any], path: Path) -> Path:
-    """One PNG with a panel per metric (key -> its curves) and the legend in a panel of its own."""
+    """One PNG with a panel per metric (key -> its curves) and the legend in the first free cell of the grid,
+    or below the grid when the panels fill it (a row of its own would be mostly empty)."""
     columns = 3
-    rows = (len(panels) + 1 + columns - 1) // columns
+    rows = (len(panels) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
     flat = list(axes.flat)
     for axis, (key, curves) in zip(flat, panels.items()):
         draw_panel(axis, key, curves, colours)
-    legend_axis = flat[len(panels)]
-    legend_axis.axis("off")
+    for axis in flat[len(panels):]:
+        axis.axis("off")
     handles = [plt.Line2D([], [], color=colours[name], marker="o", markersize=3, linestyle=_line_style(colours, name))
                for name in colours]
-    legend_axis.legend(handles, list(colours), loc="center", fontsize=9, frameon=False,
-                       title="variant (line: mean over seeds x prompts;\nband: its 95% interval, as in the tables)",
-                       title_fontsize=8)
-    for axis in flat[len(panels) + 1:]:
-        axis.axis("off")
+    legend = {"handles": handles, "labels": list(colours), "fontsize": 9, "frameon": False, "title_fontsize": 8,
+              "title": "variant (line: mean over seeds x prompts;\nband: its 95% interval, as in the tables)"}
     figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
+    if len(panels) < len(flat):
+        flat[len(panels)].legend(loc="center", **legend)
+    else:
+        figure.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(colours), 4), **legend)
+    figure.savefig(path, dpi=DPI, bbox_inches="tight")  # "tight" takes in a legend below the grid
     plt.close(figure)
     return path
 

@@ -137,8 +137,9 @@ def _intro(pair: Pair) -> str:
                   "bottom row: last.")
     else:
         steps = " (left) and step ".join(str(step) for _, step in pair.cells())
-        layout = (f"{rtt} at step {steps}{' (right)' if len(pair.cells()) > 1 else ''}, the same held-out prompts "
-                  "and samples; with a GRPO run (relevance_source none) in the report, it is shown beside it.")
+        layout = (f"{rtt} at step {steps}{' (right)' if len(pair.cells()) > 1 else ''}: each row, one held-out "
+                  "prompt and sample number. A report that also holds a GRPO run (relevance_source none) shows one "
+                  "beside it.")
     return (f"<p>{layout} Each token's background is the advantage the run's own settings give it: "
             f"{legend_html()}&nbsp; (relative to the example's largest |advantage|; hover a token for its value). "
             "Chips: the response's rubric verdicts.</p>")

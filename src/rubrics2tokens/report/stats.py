@@ -134,8 +134,9 @@ def difference(matrix: np.ndarray, baseline: np.ndarray) -> Estimate:
 
 
 def over_runs(values: list[float]) -> Estimate:
-    """Mean of per-run values (step time, wall time) with a bootstrap 95% interval over the runs."""
+    """Mean of per-run values (step time, wall time) with a bootstrap 95% interval over the runs; one run has
+    no interval (resampling one value would print it as certain)."""
     finite = np.array([value for value in values if value is not None and not math.isnan(value)], dtype=float)
-    if finite.size == 0:
-        return Estimate(math.nan, math.nan, math.nan, 0)
+    if finite.size < 2:
+        return Estimate(float(finite[0]) if finite.size else math.nan, math.nan, math.nan, int(finite.size))
     return estimate(finite[:, None])
