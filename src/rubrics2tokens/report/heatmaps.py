@@ -53,8 +53,9 @@ def _final_value(run: RunFolder, key: str) -> float:
 
 
 def choose_pair(runs: list[RunFolder]) -> Pair | None:
-    """A run of the RTT variant with the best final held-out all-pass, then satisfaction, and a GRPO run (of
-    the GRPO-CSR variant when there is one) when there is one; the lowest seed of each. None without an RTT run."""
+    """The runs the view shows: the lowest seed of the RTT variant with the best final held-out all-pass (then
+    satisfaction) and, when the report has GRPO runs, the lowest seed of one (GRPO-CSR's when there is one).
+    None without an RTT run."""
     groups = group_by_variant([run for run in runs if run.heldout_steps])
     grpo = [group for group in groups.values() if all(run.is_grpo for run in group)]
     rtt = [group for group in groups.values() if not any(run.is_grpo for run in group)
