@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from rubrics2tokens.data.schema import Rubric
 from rubrics2tokens.data.synthetic import FAMILIES
@@ -74,3 +76,71 @@ def test_the_token_only_the_rubric_explains_gets_the_highest_weight():
     top = tokenizer.decode([ids[0][int(row.argmax())]])
     assert top.strip() == "zebra", (top, row.tolist())
     assert row.max() == 1.0 and (row > 0.5).sum() <= 2, "the keyword is flagged, the rest of the sentence is not"
+
+
+def _old_completion_logps(model, prompt, completion):
+    """The formula before issue 20: log-softmax over the whole vocabulary at every position, then the taken token."""
+    ids = torch.tensor([prompt + completion])
+    logps = torch.log_softmax(model(input_ids=ids).logits.float()[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])
+    return logps[0, len(prompt) - 1:, 0]
+
+
+def _tiny_llama(tokenizer, vocab_size):
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
+    return LlamaForCausalLM(config).eval()
+
+
+class LargestVocabularyTensor(TorchDispatchMode):
+    """Records the most elements of any tensor with a vocabulary-sized last dimension that an operation
+    allocates (an output on its inputs' memory, such as the transposed output embedding, is not counted)."""
+
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.vocab_size, self.largest = vocab_size, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for tensor in tree_leaves(out):
+            if (isinstance(tensor, torch.Tensor) and tensor.dim() and tensor.shape[-1] == self.vocab_size
+                    and tensor.untyped_storage().data_ptr() not in inputs):
+                self.largest = max(self.largest, tensor.numel())
+        return out
+
+
+RESPONSES = ["the zebra runs", "a blue river, ok", "keyword keyword"]
+
+
+def test_contrast_memory_does_not_grow_with_the_vocabulary(tiny_model_dir):
+    """issue 20 defect 8: contrast memory bounded. No (sequences, length, V) tensor: the vocabulary-wide values held
+    at once stay within ``logits_at_once`` whatever V, so paper scale (V = 151k, 4k tokens) fits."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rubrics = [KEYWORD, COMMAS]
+    inputs, _ = batch(tokenizer, [prompt_for(rubrics)] * 3, RESPONSES, rubrics)
+    budget = 2 ** 16  # a single sequence keeps at most 12 x 4096 logits: two do not fit
+    for vocab_size in (512, 4096):
+        relevance = ContrastRelevance(_tiny_llama(tokenizer, vocab_size), tokenizer, batch_size=4)
+        relevance.logits_at_once = budget
+        with LargestVocabularyTensor(vocab_size) as recorder:
+            weights = relevance(inputs)
+        assert not torch.isnan(weights).any()
+        assert 0 < recorder.largest <= budget, (vocab_size, recorder.largest)
+
+
+def test_contrast_log_probabilities_equal_the_full_log_softmax(tiny_model_dir):
+    """Guards the fix of issue 20 defect 8 (contrast memory bounded): the chunked log-probabilities of the taken
+    tokens equal the former full-vocabulary log-softmax, however the sequences and positions are split."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    prompts = [tokenizer(text)["input_ids"] for text in ("write a short story", "the end of the story. café")]
+    completions = [tokenizer(text)["input_ids"] for text in RESPONSES]
+    sequences = [(prompt, completion) for prompt in prompts for completion in completions]
+    expected = [_old_completion_logps(model, prompt, completion) for prompt, completion in sequences]
+    for batch_size, logits_at_once in ((16, 2 ** 24), (4, 3 * len(tokenizer)), (1, 1)):
+        relevance = ContrastRelevance(model, tokenizer, batch_size=batch_size)
+        relevance.logits_at_once = logits_at_once
+        for got, want in zip(relevance._completion_logps(sequences), expected, strict=True):
+            torch.testing.assert_close(got, want)

@@ -20,12 +20,15 @@ prompt (HIR-16K rows, LLM-judged rubrics) is contrasted the other way round: the
 "without", and the prompt followed by the rubric's description is "with".
 
 Cost: one no_grad forward per (response, known rubric) plus one per response, batched; its time is
-logged as ``rtt/time/relevance_s`` like the relevance model's.
+logged as ``rtt/time/relevance_s`` like the relevance model's. Memory does not grow with the batch or the
+vocabulary: only the log-probabilities of the taken tokens are computed, from at most `LOGITS_AT_ONCE`
+vocabulary-wide values at a time, or one sequence's logits where they alone are more (a full log-softmax of
+the batch would be B x T x V floats: about 160 GB for a 151k vocabulary at the paper's lengths).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -35,6 +38,11 @@ from rubrics2tokens.data.synthetic import FAMILIES
 from rubrics2tokens.verifiers.registry import TESTBED_PREFIX
 
 DEFAULT_SCALE = 2.0
+
+LOGITS_AT_ONCE = 2**27
+"""Most vocabulary-wide values held at once (256 MiB of bfloat16 logits, 512 MiB once cast to float32). A
+forward takes as many sequences as keep their logits within it (one at least: a single long sequence may
+exceed it), and the log-softmax runs over chunks of positions that fit in it."""
 
 
 def without_rubric(messages: Sequence[dict[str, str]], rubric: Rubric) -> tuple[list[dict], list[dict]]:
@@ -61,15 +69,17 @@ class ContrastRelevance:
     Args:
         model: the policy (any causal LM); used under ``no_grad`` in its current mode.
         tokenizer: its tokenizer, with a chat template.
-        batch_size: sequences per forward pass.
+        batch_size: sequences per forward pass at most.
         scale: nats of probability gain that give weight 1 at most (``DEFAULT_SCALE``).
+        logits_at_once: vocabulary-wide values held at once (``LOGITS_AT_ONCE``).
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 16,
-                 scale: float = DEFAULT_SCALE):
+                 scale: float = DEFAULT_SCALE, logits_at_once: int = LOGITS_AT_ONCE):
         if scale <= 0:
             raise ValueError(f"scale must be > 0, got {scale}")
         self.model, self.tokenizer, self.batch_size, self.scale = model, tokenizer, batch_size, scale
+        self.logits_at_once = logits_at_once
 
     def __call__(self, inputs: Any) -> torch.Tensor:
         """``(B, K, T)`` weights for `RelevanceInputs` with ``prompts`` (chat messages); NaN rows: unknown."""
@@ -101,13 +111,16 @@ class ContrastRelevance:
 
     @torch.no_grad()
     def _completion_logps(self, sequences: list[tuple[list[int], list[int]]]) -> list[torch.Tensor]:
-        """Per sequence ``(prompt, completion)``: log p of each completion token ``(len(completion),)``."""
+        """Per sequence ``(prompt, completion)``: log p of each completion token ``(len(completion),)``.
+
+        Never a (sequences, length, V) tensor: each forward keeps only the logits from the first position that
+        predicts a completion token (``logits_to_keep``, as TRL's own log-probabilities do), and the taken tokens'
+        log-probabilities are computed from them a chunk of positions at a time, in float32.
+        """
         device = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        order = sorted(range(len(sequences)), key=lambda j: -sum(map(len, sequences[j])))  # similar lengths
         results: list[torch.Tensor | None] = [None] * len(sequences)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
+        for chunk in self._forwards(sequences):
             rows = [sequences[j][0] + sequences[j][1] for j in chunk]
             width = max(map(len, rows))
             ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -115,12 +128,50 @@ class ContrastRelevance:
             for r, row in enumerate(rows):  # right padding: positions are those of an unpadded forward
                 ids[r, :len(row)] = torch.tensor(row)
                 mask[r, :len(row)] = 1
-            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            logps = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(device))[..., 0]
+            first = min(len(sequences[j][0]) for j in chunk) - 1  # the first position that predicts a completion
+            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False,
+                                logits_to_keep=width - first).logits  # (b, width - first, V)
+            row_index, positions, lengths = [], [], []
             for r, j in enumerate(chunk):
                 prompt_length, completion_length = map(len, sequences[j])
-                results[j] = logps[r, prompt_length - 1:prompt_length - 1 + completion_length].cpu()
+                row_index += [r] * completion_length
+                positions += range(prompt_length - 1, prompt_length - 1 + completion_length)
+                lengths.append(completion_length)
+            row_index, positions = torch.tensor(row_index, dtype=torch.long), torch.tensor(positions, dtype=torch.long)
+            taken = self._taken_logps(logits, row_index.to(device), (positions - first).to(device),
+                                      ids[row_index, positions + 1].to(device))  # (completion tokens,)
+            for j, logps in zip(chunk, taken.split(lengths)):
+                results[j] = logps.cpu()
         return results
+
+    def _forwards(self, sequences: list[tuple[list[int], list[int]]]) -> Iterator[list[int]]:
+        """Sequence indices, longest first (similar lengths pad little), grouped into forwards of at most
+        `batch_size` sequences whose kept logits (sequences x kept positions x V) fit in `logits_at_once`."""
+        vocab = self.model.config.get_text_config().vocab_size
+        order = sorted(range(len(sequences)), key=lambda j: -sum(map(len, sequences[j])))
+        group: list[int] = []
+        for j in order:
+            candidate = [*group, j]
+            width = sum(map(len, sequences[candidate[0]]))  # the longest: sorted
+            kept = width - min(len(sequences[k][0]) for k in candidate) + 1
+            if group and (len(candidate) > self.batch_size or len(candidate) * kept * vocab > self.logits_at_once):
+                yield group
+                candidate = [j]
+            group = candidate
+        if group:
+            yield group
+
+    def _taken_logps(self, logits: torch.Tensor, row_index: torch.Tensor, positions: torch.Tensor,
+                     targets: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` log-softmax of ``logits (b, P, V)`` at ``(row_index[n], positions[n])``, taken at ``targets[n]``,
+        computed over chunks of positions so that at most `logits_at_once` values are cast to float32 at once."""
+        step = max(1, self.logits_at_once // logits.shape[-1])
+        pieces = [torch.zeros(0, device=logits.device)]  # so that no position at all gives an empty result
+        for start in range(0, len(targets), step):
+            picked = logits[row_index[start:start + step], positions[start:start + step]].float()  # (n, V)
+            taken = picked.gather(-1, targets[start:start + step, None])[:, 0]
+            pieces.append(taken - picked.logsumexp(dim=-1))  # log_softmax(x)_t = x_t - logsumexp(x)
+        return torch.cat(pieces)
 
 
 def _messages(prompt: Any) -> list[dict[str, str]]:
