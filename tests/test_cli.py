@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import json
 import os
 import shutil
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from rubrics2tokens.checkpoints import checkpoints
+from rubrics2tokens.cli.main import build_parser, main
 from tests_paths import REPO
 
 TINY_RUN = """
@@ -166,3 +169,39 @@ def test_hir_sample_trains_with_hybrid_scoring_against_a_judge_server(tiny_model
     assert steps[-1]["judge/calls"] > 0, "the judge counters reach the training log (they are cumulative)"
     families = {key for record in steps for key in record if key.startswith("rubrics/pass/")}
     assert "rubrics/pass/judge" in families and any("/ifeval/" in key or "/ifbench/" in key for key in families)
+
+
+def every_parser(parser: argparse.ArgumentParser, name: str = "rtt"):
+    """(command name, parser) of `rtt` and of every subcommand under it."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, subparser in action.choices.items():
+                yield from every_parser(subparser, f"{name} {command}")
+
+
+def test_every_option_of_every_command_says_what_it_does_and_its_default():
+    walked = 0
+    for name, parser in every_parser(build_parser()):
+        assert not parser.allow_abbrev, f"{name} completes abbreviated options (--resum would be --resume)"
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                described = {choice.dest for choice in action._choices_actions if (choice.help or "").strip()}
+                assert described == set(action.choices), f"{name}: a subcommand without help"
+                continue
+            shown = parser._get_formatter()._expand_help(action)  # the help text exactly as --help prints it
+            label = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert (action.help or "").strip(), f"{label} has no help"
+            if action.default not in (None, False, argparse.SUPPRESS):
+                assert f"(default: {action.default})" in shown, f"{label}: its help does not show its default"
+            walked += 1
+    assert walked >= 60  # every command's options, not a parser that lost its subcommands
+
+
+def test_version_is_the_installed_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"rtt {importlib.metadata.version('rubrics2tokens')}\n"

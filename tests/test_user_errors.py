@@ -213,3 +213,12 @@ def test_a_hub_dataset_that_cannot_be_loaded_is_one_line(run, capsys, monkeypatc
     assert line.startswith("rtt: error: data.path 'sastpg/HIR-16K' (data.source 'hub'): the dataset could not be "
                            "loaded: ") and "use data.source 'file'" in line
     assert not output.exists()
+
+
+def test_an_abbreviated_option_is_refused_not_completed(run, capsys):
+    config, rows, output = run
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(config), "--resum"])  # argparse's default would take it as --resume
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --resum" in capsys.readouterr().err
+    assert not output.exists()

@@ -30,19 +30,13 @@ from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError
 CPU_LIMIT = 20  # prompts answered by default without a GPU: a first look, not the benchmark's score
 
 
-class DefaultsInHelp(argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's default in ``--help``, except where there is none to show."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
 def add_eval_commands(subparsers: Any) -> None:
     """Add ``eval score`` and ``eval run`` to the `rtt` command's subparsers."""
     evaluate = subparsers.add_parser("eval", help="evaluate responses on instruction-following benchmarks")
     commands = evaluate.add_subparsers(dest="eval_command", required=True)
     score = commands.add_parser("score", help="score responses on IFEval, IFBench (strict and loose) or MulDimIF")
-    score.add_argument("--benchmark", required=True, choices=sorted(VERIFIER_PREFIXES))
+    score.add_argument("--benchmark", required=True, choices=sorted(VERIFIER_PREFIXES),
+                       help="the benchmark the responses answer")
     score.add_argument("--responses", required=True,
                        help='JSONL, one {"key" or "prompt": ..., "response": "..."} a line')
     score.add_argument("--out", required=True, help="output folder for verdicts.jsonl and summary.json")
@@ -51,12 +45,12 @@ def add_eval_commands(subparsers: Any) -> None:
     score.set_defaults(run=_score)
 
     run = commands.add_parser("run", help="generate responses with a model (resumable), then score them",
-                              formatter_class=DefaultsInHelp,
                               description="Defaults are sized for a CPU: one response of at most 512 tokens to "
                                           f"each of the first {CPU_LIMIT} prompts when there is no GPU; the RTT "
                                           "paper's setting is --samples 5 --max-new-tokens 2048 --limit 0 on a GPU.")
-    run.add_argument("--benchmark", required=True, choices=sorted(VERIFIER_PREFIXES))
-    run.add_argument("--model", required=True, help=f"Hub id, local folder, or {DEFAULT_POLICY}")
+    run.add_argument("--benchmark", required=True, choices=sorted(VERIFIER_PREFIXES), help="the benchmark to answer")
+    run.add_argument("--model", required=True,
+                     help=f"the model that answers: a Hugging Face Hub id, a local folder, or {DEFAULT_POLICY}")
     run.add_argument("--out", required=True,
                      help="output folder for responses.jsonl (kept and continued on a rerun with the same generation "
                           "settings, which are kept in responses.settings.json), verdicts.jsonl and summary.json")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import random
+import importlib.metadata
 import logging
 import os
+import random
 import sys
 
 from rubrics2tokens.cli.evaluate import add_eval_commands
+from rubrics2tokens.cli.parser import RttParser
 from rubrics2tokens.cli.relevance import add_relevance_commands
 from rubrics2tokens.cli.study import add_study_commands
 from rubrics2tokens.config import ConfigError, load_run_config
@@ -40,7 +42,9 @@ def _families(_: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rtt", description="Rubrics to Tokens: RL with token-level rubric credit.")
+    parser = RttParser(prog="rtt", description="Rubrics to Tokens: RL with token-level rubric credit.")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {importlib.metadata.version('rubrics2tokens')}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a policy with RTT-GRPO from a YAML run config")
@@ -59,11 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="data utilities").add_subparsers(dest="data_command", required=True)
     testbed = data.add_parser("testbed", help="write generated constraint prompts as JSONL (HIR-16K schema)")
     testbed.add_argument("--out", required=True, help="output JSONL path")
-    testbed.add_argument("--num-prompts", type=int, default=256)
-    testbed.add_argument("--seed", type=int, default=0)
-    testbed.add_argument("--min-rubrics", type=int, default=2)
-    testbed.add_argument("--max-rubrics", type=int, default=5)
-    testbed.add_argument("--families", nargs="*", default=None, help="rule families to draw from (default: all)")
+    testbed.add_argument("--num-prompts", type=int, default=256, help="prompts to generate")
+    testbed.add_argument("--seed", type=int, default=0, help="seed of the prompts, their rules and rule arguments")
+    testbed.add_argument("--min-rubrics", type=int, default=2, help="fewest rubrics (rules) in one prompt")
+    testbed.add_argument("--max-rubrics", type=int, default=5, help="most rubrics (rules) in one prompt")
+    testbed.add_argument("--families", nargs="*", default=None,
+                         help="rule families to draw from, as `rtt data families` lists them (default: all)")
     testbed.set_defaults(run=_testbed)
     families = data.add_parser("families", help="list the testbed rule families")
     families.set_defaults(run=_families)

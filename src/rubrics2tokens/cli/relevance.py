@@ -3,8 +3,8 @@
     rtt relevance label --num-prompts 1700 --seed 0 --out runs/relevance/train.jsonl
     rtt relevance label --prompts rows.jsonl --out labels.jsonl --annotator-url URL --annotator-model NAME
     rtt relevance train configs/relevance.yaml [key=value ...] [--resume]
-    rtt relevance evaluate --model runs/relevance/best --labels runs/relevance/test.jsonl
-    rtt relevance show --model runs/relevance/best --rubric "No commas." --response "Hi, you." --html show.html
+    rtt relevance evaluate --model runs/relevance/minilm/best --labels runs/relevance/test.jsonl
+    rtt relevance show --model runs/relevance/minilm/best --rubric "No commas." --response "Hi, you." --html show.html
 """
 
 from __future__ import annotations
@@ -29,19 +29,22 @@ def add_relevance_commands(subparsers: Any) -> None:
     label.add_argument("--out", required=True, help="label JSONL to write; sampled responses are kept next to it "
                                                     "in OUT.responses.jsonl so a killed run resumes")
     label.add_argument("--prompts", default=None, help="prompt rows (HIR-16K JSONL) instead of testbed prompts")
-    label.add_argument("--num-prompts", type=int, default=1000, help="testbed prompts to generate")
+    label.add_argument("--num-prompts", type=int, default=1000, help="testbed prompts to generate when there are no --prompts")
     label.add_argument("--seed", type=int, default=0, help="testbed and sampling seed")
-    label.add_argument("--samples-per-prompt", type=int, default=1)
-    label.add_argument("--policy", default=DEFAULT_POLICY, help="policy that writes the responses")
-    label.add_argument("--max-new-tokens", type=int, default=128)
+    label.add_argument("--samples-per-prompt", type=int, default=1, help="responses sampled for each prompt")
+    label.add_argument("--policy", default=DEFAULT_POLICY,
+                       help="policy that writes the responses: a Hugging Face Hub id, a local folder or an embedded "
+                            "model")
+    label.add_argument("--max-new-tokens", type=int, default=128, help="longest response, in tokens")
     label.add_argument("--batch-size", type=int, default=64, help="prompts per generate call")
-    label.add_argument("--temperature", type=float, default=1.0)
+    label.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the responses")
     label.add_argument("--annotator-url", default=None,
                        help="OpenAI-compatible API root (e.g. http://127.0.0.1:8000/v1) of an LLM that labels the "
                             "pairs no span-aware verifier labels, by quoting the substrings that decide them; its "
                             "replies are kept in OUT.annotations.jsonl (a killed run resumes), quotes it wrote that "
                             "are not in the response go to OUT.unmatched.jsonl and their pairs are dropped")
-    label.add_argument("--annotator-model", default="", help="model name the annotator's server serves")
+    label.add_argument("--annotator-model", default=None,
+                       help="model name the annotator's server serves (needed with --annotator-url)")
     label.add_argument("--annotator-concurrency", type=int, default=16, help="annotator requests in flight at once")
     label.set_defaults(run=_label)
 
@@ -52,15 +55,17 @@ def add_relevance_commands(subparsers: Any) -> None:
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="token and span metrics of a trained model on a label file")
-    evaluate.add_argument("--model", required=True, help="relevance-model folder (e.g. runs/relevance/best)")
+    evaluate.add_argument("--model", required=True,
+                          help="relevance-model folder (e.g. runs/relevance/minilm/best, what configs/relevance.yaml "
+                               "trains)")
     evaluate.add_argument("--labels", required=True, help="held-out label JSONL")
     evaluate.add_argument("--out", default=None, help="also write the metrics as JSON here")
-    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--batch-size", type=int, default=64, help="(rubric, response window) inputs run together")
     evaluate.set_defaults(run=_evaluate)
 
     show = commands.add_parser("show", help="one (rubric, response) as a token heatmap")
-    show.add_argument("--model", required=True, help="relevance-model folder")
-    show.add_argument("--rubric", required=True)
+    show.add_argument("--model", required=True, help="relevance-model folder (e.g. runs/relevance/minilm/best)")
+    show.add_argument("--rubric", required=True, help="the rubric text")
     text = show.add_mutually_exclusive_group(required=True)
     text.add_argument("--response", help="the response text")
     text.add_argument("--response-file", help="a file holding the response text")

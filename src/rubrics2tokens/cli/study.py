@@ -16,7 +16,7 @@ def add_study_commands(subparsers: Any) -> None:
     """Add ``study`` and ``report`` to the `rtt` command's subparsers."""
     study = subparsers.add_parser("study", help="train a grid of config variants x seeds (resumable), then report")
     study.add_argument("study", help="study YAML: base run config, variants (key=value overrides), seeds")
-    study.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1: one after another)")
+    study.add_argument("--jobs", type=int, default=1, help="runs trained at once (1: one after another)")
     study.add_argument("--out", default=None, help="study folder (default: the study file's output_dir)")
     study.add_argument("--keep-checkpoints", action="store_true",
                        help="keep a finished run's checkpoints (default: delete them; its model is in final/)")
