@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from rubrics2tokens.data.schema import DataError, read_jsonl
 import torch
 
-from rubrics2tokens.evaluation.benchmarks import HUB_DATASETS, VERIFIER_PREFIXES, BenchmarkPrompt, load_benchmark
+from rubrics2tokens.data.schema import DataError, read_jsonl
+from rubrics2tokens.evaluation.benchmarks import VERIFIER_PREFIXES, BenchmarkPrompt, load_benchmark
 from rubrics2tokens.evaluation.compare import comparisons_json, compare, format_comparisons, read_prompt_scores
 from rubrics2tokens.evaluation.generate import BACKENDS, MissingBackendError, generate_responses
 from rubrics2tokens.evaluation.scoring import format_summary, score_responses, summarize
@@ -41,7 +40,8 @@ def add_eval_commands(subparsers: Any) -> None:
                        help='JSONL, one {"key" or "prompt": ..., "response": "..."} a line')
     score.add_argument("--out", required=True, help="output folder for verdicts.jsonl and summary.json")
     score.add_argument("--data", default=None,
-                       help="the benchmark's test JSONL (default: the Hugging Face Hub dataset)")
+                       help="the benchmark's test file, JSONL (MulDimIF: its test.json), .gz too (default: the copy the "
+                            "package ships)")
     score.set_defaults(run=_score)
 
     run = commands.add_parser("run", help="generate responses with a model (resumable), then score them",
@@ -55,7 +55,8 @@ def add_eval_commands(subparsers: Any) -> None:
                      help="output folder for responses.jsonl (kept and continued on a rerun with the same generation "
                           "settings, which are kept in responses.settings.json), verdicts.jsonl and summary.json")
     run.add_argument("--data", default=None,
-                     help="the benchmark's test file (needed offline; without it the Hugging Face Hub dataset is read)")
+                     help="the benchmark's test file, JSONL (MulDimIF: its test.json), .gz too (default: the copy the "
+                          "package ships)")
     run.add_argument("--samples", type=int, default=1, help="responses per prompt")
     run.add_argument("--temperature", type=float, default=0.7, help="0 decodes greedily")
     run.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling mass")
@@ -79,7 +80,7 @@ def add_eval_commands(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    prompts = benchmark_prompts(args.benchmark, args.data)
+    prompts = load_benchmark(args.benchmark, args.data)
     limit = args.limit if args.limit is not None else (0 if torch.cuda.is_available() else CPU_LIMIT)
     if limit and limit < len(prompts):
         print(f"answering the first {limit} of {len(prompts)} {args.benchmark} prompts "
@@ -110,23 +111,8 @@ def _compare(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
-def benchmark_prompts(benchmark: str, data: str | None) -> list[BenchmarkPrompt]:
-    """The benchmark's prompts from ``data``, or from the Hub; a Hub that cannot be read is one clear error."""
-    if data is not None or benchmark == "muldimif":
-        if data is None:
-            raise FileNotFoundError("--benchmark muldimif needs --data: the path of its test.json")
-        return load_benchmark(benchmark, data)
-    try:
-        return load_benchmark(benchmark)
-    except Exception as error:  # `datasets` raises many kinds when offline or unreachable; all mean the same here
-        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") else ""
-        raise FileNotFoundError(
-            f"--benchmark {benchmark} without --data reads {HUB_DATASETS[benchmark]} from the Hugging Face Hub, "
-            f"which failed{offline}: {type(error).__name__}; pass --data with the benchmark's test JSONL") from None
-
-
 def _score(args: argparse.Namespace) -> None:
-    items = read_responses(args.responses, benchmark_prompts(args.benchmark, args.data))
+    items = read_responses(args.responses, load_benchmark(args.benchmark, args.data))
     try:
         verdicts = score_responses(items)
     except MissingNLTKDataError as error:
