@@ -67,7 +67,7 @@ def test_a_killed_run_resumes_without_losing_a_completed_step(tiny_model_dir, tm
     refused = rtt("train", str(config))
     assert refused.returncode != 0 and "--resume" in refused.stderr + refused.stdout
 
-    resumed = rtt("train", str(config), "--resume")
+    resumed = rtt("train", str(config), "training.keep_checkpoints=true", "--resume")  # checkpoint-6 is read below
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"{cut_short.name}: an incomplete checkpoint" in resumed.stderr
     assert "held-out: 16 prompts never trained on" in resumed.stdout and "step 6" in resumed.stdout
@@ -83,7 +83,7 @@ def test_a_killed_run_resumes_without_losing_a_completed_step(tiny_model_dir, tm
     # trains nothing (Transformers' loop would train a 7th step) and leaves its log and evaluations as they were.
     heldout_before = (output / "heldout" / "step_000006.jsonl").read_text()
     shutil.rmtree(output / "final")
-    again = rtt("train", str(config), "--resume")
+    again = rtt("train", str(config), "training.keep_checkpoints=true", "--resume")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "checkpoint-6 is the run's last step" in again.stderr and "step 6" in again.stdout
     assert ((output / "final" / "model.safetensors").read_bytes()

@@ -27,6 +27,8 @@ training:
   logging_steps: 1
   save_steps: 1
   relevance_source: oracle
+  rollout_backend: static
+  overlong_penalty_tokens: 2
   seed: 0
 """
 
@@ -43,17 +45,19 @@ def normal_run(tiny_model_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("progress")
     config = folder / "run.yaml"
     config.write_text(RUN.format(model=tiny_model_dir, output=folder / "out", steps=2))
-    return config, folder / "out", train(config)
+    return config, folder / "out", train(config, "training.keep_checkpoints=true")  # kept: a test resumes it
 
 
 def test_one_line_per_step_and_per_evaluation_and_no_metric_dicts(normal_run):
     config, output, printed = normal_run
-    step_lines = re.findall(r"^step (\d)/2  reward [\d.-]+  all-pass [\d.]+  entropy [\d.]+  length \d+  "
+    step_lines = re.findall(r"^step (\d)/2  reward [\d.-]+ = rubrics [\d.]+ \+ length penalty [\d.-]+  "
+                            r"all-pass [\d.]+  entropy [\d.]+  length \d+  "
                             r"truncated [\d.]+  step [\d.]+s(?:  ETA \w+)?$", printed, re.MULTILINE)
     assert step_lines == ["1", "2"]
     assert re.findall(r"^held-out @ step (\d)  all-pass", printed, re.MULTILINE) == ["0", "2"]
     assert "{'loss'" not in printed and "'reward':" not in printed, "transformers' per-step dict is gone"
     assert "gradient_checkpointing" not in printed and "FutureWarning" not in printed
+    assert "experimental" not in printed and "matplotlib" not in printed and "fontManager" not in printed
     records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     assert sum("rtt/token_adv/mean" in record for record in records) == 2, "metrics.jsonl keeps every metric"
 
@@ -97,3 +101,24 @@ def test_rows_without_a_known_verdict_do_not_dump_their_kwargs(tiny_model_dir, t
     (record,) = [record for record in map(json.loads, (tmp_path / "out" / "metrics.jsonl").read_text().splitlines())
                  if "rubrics/known_frac" in record]
     assert record["rubrics/known_frac"] == 0 and record["scoring/unverifiable"] == 4
+
+
+def test_a_finished_run_writes_its_own_model_card_and_says_what_to_do_next(normal_run, tiny_model_dir):
+    """issue 19: the demo's card was TRL's ("fine-tuned version of [None]", "trained with GRPO")."""
+    config, output, printed = normal_run
+    for card in (output / "README.md", output / "final" / "README.md"):
+        text = card.read_text()
+        assert f"base_model: {tiny_model_dir}" in text and "[None]" not in text
+        assert "RTT-GRPO" in text and "relevance source 'oracle'" in text and "overlong penalty" in text
+        assert "held-out: 2 prompts never trained on" in text and "overlong_penalty_tokens: 2" in text
+    assert "next: rtt report" in printed and "rtt study configs/study_testbed.yaml" in printed
+
+
+def test_a_finished_run_keeps_no_checkpoint_beside_final(tiny_model_dir, tmp_path):
+    """issue 19: the demo left checkpoint-10 (1.6 GB) beside final/ (0.5 GB) after it finished."""
+    config = tmp_path / "run.yaml"
+    config.write_text(RUN.format(model=tiny_model_dir, output=tmp_path / "out", steps=1))
+    train(config, "training.relevance_source=none")
+    assert (tmp_path / "out" / "final" / "model.safetensors").exists()
+    assert not list((tmp_path / "out").glob("checkpoint-*"))
+    assert "plain GRPO" in (tmp_path / "out" / "final" / "README.md").read_text()

@@ -113,6 +113,21 @@ def test_collapse_warnings_read_every_response_and_compare_with_the_first_evalua
     assert sorted(path.name for path in (tmp_path / "heldout").iterdir())[0] == "step_000000.jsonl"
 
 
+def test_a_base_policy_that_already_runs_long_is_said_once_and_no_collapse_warning_follows(tmp_path, caplog):
+    """The demo's first trial: 75% truncated at step 0 warned "the policy may be collapsing" before any training,
+    and again at step 10 where nothing had risen (issue 19)."""
+    writer = HeldoutWriter(tmp_path)
+    with caplog.at_level(logging.INFO, logger="rubrics2tokens.trainer.heldout"):
+        _evaluate(writer, 0, [3.0] * 4, [True, True, True, False])
+        assert [record.levelno for record in caplog.records] == [logging.INFO]
+        assert "before training, 75% of held-out responses already hit the length limit" in caplog.text
+        caplog.clear()
+        _evaluate(writer, 10, [3.0] * 4, [True, True, True, False])
+        assert not caplog.records, "no rise over step 0: nothing to warn about"
+        _evaluate(writer, 20, [3.0] * 4, [True, True, True, True])
+        assert "100% of held-out responses hit the length limit" in caplog.text and "75% at the first" in caplog.text
+
+
 def _write_heldout(folder, step, all_pass):
     (folder / "heldout").mkdir(parents=True, exist_ok=True)
     rows = [{"step": step, "prompt_id": f"p{p}", "sample": s, "families": ["testbed:no_commas"],

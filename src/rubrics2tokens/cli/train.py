@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import yaml
@@ -13,6 +14,7 @@ from rubrics2tokens.builder import (JsonlMetrics, METRICS_FILE, build_rows,  # n
                                     build_trainer)
 from rubrics2tokens.checkpoints import (checkpoint_step, checkpoints, drop_incomplete_checkpoints, export_model,
                                         last_complete_checkpoint, training_finished)
+from rubrics2tokens.cli.model_card import write_model_card
 from rubrics2tokens.cli.summary import print_summary
 from rubrics2tokens.config import ConfigError, RunConfig, run_config_tree
 from rubrics2tokens.report import write_report
@@ -31,15 +33,24 @@ def _drop_records_after(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
-def _print_outcome(output_dir: Path, final_dir: Path) -> None:
-    """The summary, then the run's report. The run is complete once its model is saved and the report is rebuilt
-    from the folder at any time, so a report that fails says so and does not fail the run (a study would retry it)."""
+def _finish(config: RunConfig, output_dir: Path, final_dir: Path) -> None:
+    """A trained run's last steps (main process): its model card, its checkpoints dropped unless kept (``final/``
+    holds the model; a checkpoint adds only what ``--resume`` needs), the summary, the report and what to do next.
+    The run is complete once its model is saved and the report is rebuilt from the folder at any time, so a report
+    that fails says so and does not fail the run (a study would retry it)."""
+    write_model_card(output_dir, final_dir, run_config_tree(config))
+    if not config.training.keep_checkpoints:
+        for checkpoint in checkpoints(output_dir):
+            shutil.rmtree(checkpoint)
     print_summary(output_dir, final_dir)
     try:
         print(f"  report:       {write_report(output_dir)}")
     except Exception as error:  # noqa: BLE001 (whatever broke the report, the trained model stands)
         logger.error("the report could not be written (%s: %s); the run is complete, `rtt report %s` rebuilds it",
                      type(error).__name__, error, output_dir)
+    print(f"next: rtt report {output_dir} OTHER_RUN...    (compare with another run, e.g. a plain GRPO baseline "
+          "trained with training.relevance_source=none)\n"
+          "      rtt study configs/study_testbed.yaml    (RTT against GRPO over seeds, with intervals: docs/study.md)")
 
 
 def _resume_point(output_dir: Path, resume: bool) -> Path | None:
@@ -74,7 +85,7 @@ def run_training(config: RunConfig, resume: bool = False, verbosity: str = "norm
         logger.warning("--resume: %s is the run's last step; its model becomes %s", checkpoint.name, final_dir)
         if os.environ.get("RANK", "0") == "0":
             export_model(checkpoint, final_dir)
-            _print_outcome(output_dir, final_dir)
+            _finish(config, output_dir, final_dir)
         return final_dir
     if checkpoint:
         # The evaluation before the first step is on disk already (heldout/step_000000.jsonl); TRL would run
@@ -87,7 +98,7 @@ def run_training(config: RunConfig, resume: bool = False, verbosity: str = "norm
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trainer.save_model(str(final_dir))
     if trainer.accelerator.is_main_process:
-        _print_outcome(output_dir, final_dir)
+        _finish(config, output_dir, final_dir)
     # Under `accelerate launch`, a rank that exits with its gloo process group alive can abort at teardown
     # (SIGABRT after a finished run); ending it first makes the exit clean. A single process has none.
     trainer.accelerator.end_training()

@@ -15,7 +15,8 @@ it samples ``num_generations_eval`` completions per held-out prompt with the tra
   evaluation after the last step, and a collapse warning from the records (`HeldoutWriter`): the failure measured in
   docs/testbed.md §3 (entropy 3.4 -> 0.02, 98% of responses at the length limit) shows first as
   held-out entropy falling below `ENTROPY_WARN_FRACTION` of its value at the first evaluation, or as the
-  truncated fraction rising above `TRUNCATION_WARN`.
+  truncated fraction rising above `TRUNCATION_WARN` and above its value at the first evaluation (a base policy that
+  already runs long is said so once, at that first evaluation, not taken for a collapse).
 """
 
 from __future__ import annotations
@@ -138,19 +139,33 @@ class HeldoutWriter(TrainerCallback):
             path = self.folder / f"step_{state.global_step:06d}.jsonl"
             path.write_text("".join(json.dumps(record) + "\n" for record in self.buffer), encoding="utf-8")
             # the first evaluation on disk, so a resumed run compares with its step 0, not with where it resumed
-            first = sorted(self.folder.glob("step_*.jsonl"))[0].read_text(encoding="utf-8").splitlines()
-            first_entropy, _ = collapse_signals([json.loads(line) for line in first if line.strip()])
-            self.warn_on_collapse(state.global_step, *collapse_signals(self.buffer), first_entropy)
+            first_file = sorted(self.folder.glob("step_*.jsonl"))[0]
+            first = first_file.read_text(encoding="utf-8").splitlines()
+            first_signals = collapse_signals([json.loads(line) for line in first if line.strip()])
+            if first_file == path:  # the policy before training: nothing can have collapsed yet
+                self.note_a_long_base_policy(state.global_step, first_signals[1])
+            else:
+                self.warn_on_collapse(state.global_step, *collapse_signals(self.buffer), *first_signals)
         self.buffer.clear()
 
     @staticmethod
-    def warn_on_collapse(step: int, entropy: float, truncated: float, first_entropy: float) -> None:
-        """Log a warning when held-out entropy or truncation crosses its threshold (module docstring)."""
+    def note_a_long_base_policy(step: int, truncated: float) -> None:
+        """Say once, plainly, when the policy already runs into the length limit before any training."""
+        if truncated > TRUNCATION_WARN:
+            logger.info("step %d: before training, %.0f%% of held-out responses already hit the length limit "
+                        "(max_completion_length): the base policy writes long; a length warning follows only if "
+                        "this rises", step, 100 * truncated)
+
+    @staticmethod
+    def warn_on_collapse(step: int, entropy: float, truncated: float, first_entropy: float,
+                         first_truncated: float) -> None:
+        """Log a warning when held-out entropy falls below its threshold, or truncation rises above its threshold
+        and above its first value (module docstring)."""
         if entropy < ENTROPY_WARN_FRACTION * first_entropy:
             logger.warning("step %d: held-out entropy %.3f is below %.0f%% of its first value %.3f: the policy may be "
                            "collapsing (docs/token-credit.md)", step, entropy,
                            100 * ENTROPY_WARN_FRACTION, first_entropy)
-        if truncated > TRUNCATION_WARN:
-            logger.warning("step %d: %.0f%% of held-out responses hit the length limit (threshold %.0f%%): the policy "
-                           "may be collapsing, or max_completion_length is too short", step, 100 * truncated,
-                           100 * TRUNCATION_WARN)
+        if truncated > TRUNCATION_WARN and truncated > first_truncated:
+            logger.warning("step %d: %.0f%% of held-out responses hit the length limit (threshold %.0f%%; %.0f%% at "
+                           "the first evaluation): the policy may be collapsing", step, 100 * truncated,
+                           100 * TRUNCATION_WARN, 100 * first_truncated)

@@ -5,7 +5,8 @@ A line reads::
 
     step   3/10  reward 0.42  all-pass 0.25  entropy 1.23  length 54  truncated 0.12  step 12.3s  ETA 1m27s
 
-and a held-out evaluation adds::
+(with ``overlong_penalty_tokens`` the reward is the sum of two parts, and the line says so:
+``reward -0.23 = rubrics 0.31 + length penalty -0.54``), and a held-out evaluation adds::
 
     held-out @ step 3  all-pass 0.31  satisfaction 0.55  entropy 1.20  length 80  truncated 0.25
 
@@ -35,6 +36,8 @@ HELDOUT_COLUMNS = (("heldout/all_pass", "all-pass", "{:.2f}"), ("heldout/satisfa
                    ("heldout/entropy", "entropy", "{:.2f}"), ("heldout/mean_length", "length", "{:.0f}"),
                    ("heldout/truncated_frac", "truncated", "{:.2f}"))
 """(metric, label, format) of the columns of a step line and of a held-out line."""
+REWARD_PARTS = (("rewards/rubrics/mean", "rubrics"), ("rewards/soft_overlong_punishment_reward/mean", "length penalty"))
+"""TRL's per-function reward means (the rubric reward, the overlong penalty) -> their label in a step line."""
 
 
 def duration(seconds: float) -> str:
@@ -48,8 +51,16 @@ def duration(seconds: float) -> str:
 
 
 def _columns(logs: dict, columns) -> str:
-    return "  ".join(f"{label} {form.format(logs[key])}" for key, label, form in columns
+    return "  ".join(f"{label} {form.format(logs[key])}" + _reward_parts(logs, key) for key, label, form in columns
                      if isinstance(logs.get(key), (int, float)))
+
+
+def _reward_parts(logs: dict, key: str) -> str:
+    """`` = rubrics 0.31 + length penalty -0.54`` after the reward when it has both parts (a negative reward is
+    otherwise a puzzle), else nothing."""
+    if key != "reward" or not all(isinstance(logs.get(part), (int, float)) for part, _ in REWARD_PARTS):
+        return ""
+    return " = " + " + ".join(f"{label} {logs[part]:.2f}" for part, label in REWARD_PARTS)
 
 
 class RunProgress(TrainerCallback):

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -149,7 +150,10 @@ class RTTGRPOTrainer(GRPOTrainer):
             reward_funcs.append(only_where_scored(
                 get_soft_overlong_punishment(args.max_completion_length, args.overlong_penalty_tokens),
                 self.rubric_reward))
-        super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)
+        with warnings.catch_warnings():
+            # TRL calls any rollout_func experimental; the static backend's is ours, tested against TRL's own path
+            warnings.filterwarnings("ignore", message="You are using 'rollout_func', which is an experimental")
+            super().__init__(model=model, reward_funcs=reward_funcs, args=args, **kwargs)
         if args.relevance_source == "none":
             self.relevance = None
         else:
