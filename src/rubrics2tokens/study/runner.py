@@ -70,8 +70,10 @@ def run_state(run: PlannedRun) -> str:
 
 
 def train_command(run: PlannedRun, resume: bool) -> list[str]:
+    # The run keeps its checkpoints: the study drops them itself once finished.json is written, so a kill in
+    # between leaves a run that is finished or resumable, never one that must train again (`_mark_finished`).
     return [sys.executable, "-m", "rubrics2tokens.cli.main", "train", str(run.config_path),
-            *(["--resume"] if resume else [])]
+            "training.keep_checkpoints=true", *(["--resume"] if resume else [])]
 
 
 def _die_with_parent() -> None:
