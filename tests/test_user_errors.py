@@ -19,6 +19,8 @@ from rubrics2tokens.config import ConfigError, RunConfig, describe, load_run_con
 from rubrics2tokens.config_checks import FIELD_RULES, FREE
 from rubrics2tokens.data.schema import write_prompt_rows
 from rubrics2tokens.data.synthetic import generate_rows
+from rubrics2tokens.models.loading import DEFAULT_POLICY, EMBEDDED_MODELS
+from rubrics2tokens.relevance.labels import label_with_verifiers, write_labels
 from rubrics2tokens.trainer.config import RTTConfig
 
 RUN = """
@@ -213,6 +215,64 @@ def test_a_hub_dataset_that_cannot_be_loaded_is_one_line(run, capsys, monkeypatc
     assert line.startswith("rtt: error: data.path 'sastpg/HIR-16K' (data.source 'hub'): the dataset could not be "
                            "loaded: ") and "use data.source 'file'" in line
     assert not output.exists()
+
+
+BAD_MODELS = {  # a model name a new user gets wrong -> what the one line must say
+    "embedded:smollm2-360m-instruct": ["unknown embedded model 'embedded:smollm2-360m-instruct' (did you mean "
+                                       "'embedded:smollm2-135m-instruct'?)", *EMBEDDED_MODELS],
+    "nobody-rtt-test/no-such-model": ["model 'nobody-rtt-test/no-such-model' is not a local path",
+                                      "not in the Hub cache", "while HF_HUB_OFFLINE is set",
+                                      "unset HF_HUB_OFFLINE to download it", DEFAULT_POLICY],
+    "runs/no/such/model": ["model 'runs/no/such/model' is not a local path, and not a Hugging Face Hub id",
+                           DEFAULT_POLICY],
+}
+
+
+@pytest.fixture
+def label_file(tmp_path):
+    """Verifier labels of one short response to each of four testbed prompts (input of `rtt relevance train`)."""
+    rows = generate_rows(4, seed=0)
+    return write_labels(label_with_verifiers(rows, {row.id: ["Hello there."] for row in rows}),
+                        tmp_path / "labels.jsonl")
+
+
+def model_commands(run, label_file, model: str) -> dict[str, list[str]]:
+    """The command line of every command that takes a model name, given ``model``; each writes to run's output
+    folder, which a refused model name must leave unwritten."""
+    config, rows, output = run
+    relevance_config = config.parent / "relevance.yaml"
+    relevance_config.write_text(f"train_file: {label_file}\noutput_dir: {output}\n")
+    return {"train": ["train", str(config), f"model.name_or_path={model}"],
+            "relevance train": ["relevance", "train", str(relevance_config), f"backbone={model}"],
+            "relevance label": ["relevance", "label", "--policy", model, "--num-prompts", "2",
+                                "--out", str(output / "labels.jsonl")],
+            "eval run": ["eval", "run", "--benchmark", "ifeval", "--model", model, "--out", str(output)]}
+
+
+@pytest.mark.parametrize("model", BAD_MODELS)
+@pytest.mark.parametrize("command", ["train", "relevance train", "relevance label", "eval run"])
+def test_a_model_name_that_names_no_model_is_one_line_wherever_a_model_is_named(run, label_file, capsys, model,
+                                                                                command):
+    output = run[2]
+    with pytest.raises(SystemExit) as exit_info:
+        main(model_commands(run, label_file, model)[command])
+    assert exit_info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rtt: error: "), lines
+    assert all(part in lines[0] for part in BAD_MODELS[model]), lines[0]
+    assert not output.exists()  # `eval run` above all: settings kept there would refuse the corrected rerun
+
+
+@pytest.mark.parametrize("model", ["embedded:smollm2-360m-instruct", "nobody-rtt-test/no-such-model"])
+def test_the_real_command_names_a_missing_model_in_one_line_without_traceback(run, model):
+    config, rows, output = run
+    result = subprocess.run([sys.executable, "-m", "rubrics2tokens.cli.main", "train", str(config),
+                             f"model.name_or_path={model}"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rtt: error: "), lines
+    assert all(part in lines[0] for part in BAD_MODELS[model])
 
 
 def test_an_abbreviated_option_is_refused_not_completed(run, capsys):

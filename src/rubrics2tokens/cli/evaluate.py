@@ -22,7 +22,7 @@ from rubrics2tokens.evaluation.benchmarks import VERIFIER_PREFIXES, BenchmarkPro
 from rubrics2tokens.evaluation.compare import comparisons_json, compare, format_comparisons, read_prompt_scores
 from rubrics2tokens.evaluation.generate import BACKENDS, MissingBackendError, generate_responses
 from rubrics2tokens.evaluation.scoring import format_summary, score_responses, summarize
-from rubrics2tokens.models.loading import DEFAULT_POLICY
+from rubrics2tokens.models.loading import DEFAULT_POLICY, check_model_name
 from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError
 
 
@@ -86,6 +86,7 @@ def _run(args: argparse.Namespace) -> None:
         print(f"answering the first {limit} of {len(prompts)} {args.benchmark} prompts "
               f"({'--limit' if args.limit is not None else 'no GPU; --limit 0 for all'})")
         prompts = prompts[:limit]
+    check_model_name(args.model)  # before the output folder gets the settings of a run that cannot start
     responses = Path(args.out) / "responses.jsonl"
     try:
         generate_responses(prompts, args.model, responses, samples=args.samples, temperature=args.temperature,

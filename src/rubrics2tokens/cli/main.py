@@ -16,6 +16,7 @@ from rubrics2tokens.cli.study import add_study_commands
 from rubrics2tokens.config import ConfigError, load_run_config
 from rubrics2tokens.data.schema import DataError
 from rubrics2tokens.evaluation.generate import GenerationSettingsMismatch
+from rubrics2tokens.models.loading import ModelNotFoundError
 from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError
 
 
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.run(args)
     # a user's input or setup at fault: one line, exit code 2, no traceback
-    except (ConfigError, DataError, FileNotFoundError, GenerationSettingsMismatch, MissingNLTKDataError) as error:
+    except (ConfigError, DataError, FileNotFoundError, GenerationSettingsMismatch, MissingNLTKDataError,
+            ModelNotFoundError) as error:
         print(f"rtt: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 
