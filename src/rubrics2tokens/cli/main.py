@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     level = "WARNING" if getattr(args, "quiet", False) else os.environ.get("RTT_LOG_LEVEL", "INFO")
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # The report's first plot on a machine builds matplotlib's font cache, which it announces (and lists each font
+    # file it cannot read) under INFO and WARNING: nothing for a user to act on, in the middle of a run's summary.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
     try:
         args.run(args)
     # a user's input or setup at fault: one line, exit code 2, no traceback
