@@ -16,10 +16,10 @@ Determinism: some checkers draw missing arguments from `random` (IFEval keys 112
 ``langdetect.DetectorFactory.seed = 0`` and `random` seeded with `RANDOM_SEED`; the caller's `random`
 state is restored afterwards, so a training loop's random stream is not reset by scoring.
 
-NLTK data (punkt, punkt_tab, stopwords, averaged_perceptron_tagger_eng) must be installed: the package
-calls ``nltk.download`` at import when it is missing, which would hit the network in the middle of a run.
-`register_ifeval_verifiers` checks the data first (honouring ``NLTK_DATA``) and raises
-`MissingNLTKDataError` with the fix instead. Importing this module is cheap; the package is imported on
+NLTK data (punkt, punkt_tab, stopwords, averaged_perceptron_tagger_eng): the package calls ``nltk.download`` at
+import when it is missing, which would hit the network in the middle of a run. We ship the English data
+(`rubrics2tokens.resources`), and `register_ifeval_verifiers` makes NLTK see it first (after any ``NLTK_DATA``
+folders), or raises `MissingNLTKDataError` with the fix. Importing this module is cheap; the package is imported on
 registration.
 """
 
@@ -30,6 +30,7 @@ import random
 import re
 from typing import Any, Callable, Mapping, Sequence
 
+from rubrics2tokens.resources import nltk_data_dir
 from rubrics2tokens.verifiers import rules
 from rubrics2tokens.verifiers.base import Span, Verdict
 from rubrics2tokens.verifiers.registry import VERIFIERS, register_verifier
@@ -53,16 +54,25 @@ class MissingNLTKDataError(RuntimeError):
 
 
 def ensure_nltk_data() -> None:
-    """Make NLTK see ``NLTK_DATA`` and fail clearly (no download) when a resource is missing.
+    """Make NLTK see ``NLTK_DATA``'s folders, then the data this package ships; fail clearly (no download) when a
+    resource is still missing.
 
-    NLTK reads ``NLTK_DATA`` once, when it is imported; adding its folders here also covers a variable
-    set after that import.
+    NLTK reads ``NLTK_DATA`` once, when it is imported; adding its folders here also covers a variable set after
+    that import. A user's own folders come first, so their data wins.
     """
     import nltk
 
-    for folder in reversed(os.environ.get("NLTK_DATA", "").split(os.pathsep)):
-        if folder and folder not in nltk.data.path:
-            nltk.data.path.insert(0, folder)
+    try:
+        shipped = str(nltk_data_dir())
+    except OSError as error:  # an unwritable cache: the data may still be in the user's own folders
+        shipped, unpack_problem = None, f" (the copy this package ships could not be unpacked: {error})"
+    else:
+        unpack_problem = ""
+    folders = [folder for folder in os.environ.get("NLTK_DATA", "").split(os.pathsep) if folder]
+    for folder in reversed(folders + ([shipped] if shipped else [])):
+        if folder in nltk.data.path:
+            nltk.data.path.remove(folder)
+        nltk.data.path.insert(0, folder)
     missing = []
     for resource, package in NLTK_RESOURCES.items():
         try:
@@ -71,9 +81,10 @@ def ensure_nltk_data() -> None:
             missing.append(package)
     if missing:
         raise MissingNLTKDataError(
-            f"the IFEval/IFBench checkers need the NLTK data {', '.join(missing)}, not found in {nltk.data.path}; "
-            f"point NLTK_DATA=/path at a folder that has it, or install it with "
-            f"`python -m nltk.downloader {' '.join(NLTK_RESOURCES.values())}`"
+            f"the IFEval/IFBench checkers need the NLTK data {', '.join(missing)}, not found in {nltk.data.path}"
+            f"{unpack_problem}; set RTT_CACHE to a writable folder so the shipped copy can be unpacked, point "
+            f"NLTK_DATA=/path at a folder that has the data, or (with internet) run "
+            f"`python -m nltk.downloader -e {' '.join(NLTK_RESOURCES.values())}`"
         )
 
 
