@@ -4,6 +4,7 @@ middle of its second run resumes that run without repeating the first."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -17,7 +18,8 @@ import yaml
 
 from rubrics2tokens.config import ConfigError, load_run_config
 from rubrics2tokens.study import load_study
-from rubrics2tokens.study.spec import write_run_configs
+from rubrics2tokens.study.runner import ATTEMPTS, FINISHED, _append, _attempt_records, run_state, run_wall_s
+from rubrics2tokens.study.spec import PlannedRun, write_run_configs
 from tests_paths import REPO
 
 TINY_STUDY = """
@@ -223,3 +225,55 @@ def test_one_study_at_a_time_trains_in_a_folder(tmp_path):
         result = rtt_study(str(path))
     assert result.returncode == 1 and "another rtt study is training in" in result.stderr
     assert not (out / "a" / "seed0" / "attempts.jsonl").exists()
+
+
+
+def killed_while_writing(setup: str, write: str, max_file_bytes: int) -> None:
+    """Run `setup`, then `write`, in a fresh Python that may then write files up to `max_file_bytes` only: the
+    write that goes past it kills the process (SIGXFSZ, which Python ignores unless told), as a kill in the
+    middle of a write would, and leaves the bytes before it."""
+    limit = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_DFL); "
+             f"resource.setrlimit(resource.RLIMIT_FSIZE, ({max_file_bytes}, {max_file_bytes}))")
+    child = subprocess.run([sys.executable, "-c", "\n".join([setup, limit, write])], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert child.returncode == -signal.SIGXFSZ, child.stderr[-2000:]
+
+
+def test_a_kill_while_finished_json_is_written_leaves_the_run_to_resume(tmp_path):
+    """issue 20 defect 9: study records written atomically. A study killed while writing a run's finished.json
+    leaves no truncated file (`rtt report` would fail on it, a resumed study would skip the run as finished): the
+    run still counts as interrupted, so the resumed study finishes it."""
+    run = PlannedRun("a", 0, tmp_path / "a" / "seed0", ())
+    (run.folder / "final").mkdir(parents=True)
+    (run.folder / "checkpoint-4").mkdir()  # a finished run's checkpoints go only after finished.json is written
+    killed_while_writing("from pathlib import Path\n"
+                         "from rubrics2tokens.study.runner import _mark_finished\n"
+                         "from rubrics2tokens.study.spec import PlannedRun\n"
+                         f"run = PlannedRun('a', 0, Path({str(run.folder)!r}), ())",
+                         "_mark_finished(run, 12.5, keep_checkpoints=False)", max_file_bytes=20)
+    finished = run.folder / FINISHED
+    assert not finished.exists() or json.loads(finished.read_text())["wall_s"] == 12.5, "no half-written record"
+    assert run_state(run) == "interrupted"
+
+
+def test_a_cut_last_line_of_attempts_jsonl_is_skipped_with_one_warning(tmp_path, caplog):
+    """issue 20 defect 9: study records written atomically. A study killed while appending to attempts.jsonl
+    leaves a cut last line: the resumed study reads the complete records, warns once, and its next record starts
+    on a line of its own."""
+    path = tmp_path / ATTEMPTS
+    _append(path, {"event": "start", "started_at": "2026-01-01T00:00:00.000+00:00", "resumed": False})
+    _append(path, {"event": "end", "started_at": "2026-01-01T00:00:00.000+00:00", "returncode": 1, "wall_s": 3.0})
+    killed_while_writing("from pathlib import Path\n"
+                         "from rubrics2tokens.study.runner import _append",
+                         f"_append(Path({str(path)!r}), {{'event': 'start', "
+                         "'started_at': '2026-01-02T00:00:00.000+00:00', 'resumed': True})",
+                         max_file_bytes=path.stat().st_size + 15)
+    assert not path.read_text().endswith("\n"), "the kill cut the last line"
+
+    with caplog.at_level(logging.WARNING, logger="rubrics2tokens.study.runner"):
+        assert run_wall_s(tmp_path) == 3.0
+    assert len([record for record in caplog.records if ATTEMPTS in record.getMessage()]) == 1
+
+    _append(path, {"event": "start", "started_at": "2026-01-03T00:00:00.000+00:00", "resumed": True})
+    assert [record["started_at"][:10] for record in _attempt_records(tmp_path)] == [
+        "2026-01-01", "2026-01-01", "2026-01-03"]

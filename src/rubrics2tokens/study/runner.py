@@ -8,6 +8,10 @@ repeated. Every attempt appends its wall time and exit
 code to ``attempts.jsonl`` (one line as it starts, one as it ends) and its output to ``train.log`` in
 the run's folder. A finished run's checkpoints are deleted unless kept (its model is in ``final/``).
 
+A kill can come in the middle of a write: ``finished.json`` is written whole or not at all (a temporary
+file, then a rename), and a cut last line of ``attempts.jsonl`` is skipped when read (with a warning) and
+cut off before the next line is appended.
+
 A child dies with the study (Linux: ``PR_SET_PDEATHSIG``): a killed study leaves no orphan run that would
 race the resumed one in the same folder; and one study at a time trains in a folder (a lock file).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
@@ -39,6 +44,8 @@ POLL_S = 0.5
 STOP_GRACE_S = 30.0  # how long a run may take to stop after SIGTERM before it is killed
 
 Echo = Callable[[str], None]
+
+logger = logging.getLogger(__name__)
 
 
 def is_finished(folder: Path) -> bool:
@@ -92,15 +99,38 @@ def _child_env(jobs: int) -> dict[str, str]:
     return env
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` so that a kill leaves the old file or the new one, never part of it: a temporary file in
+    the same folder, flushed to disk, then renamed over it (a rename within a file system is atomic)."""
+    temporary = path.with_name(f".{path.name}.partial")
+    with temporary.open("w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+
+
 def _append(path: Path, record: dict) -> None:
+    """Append one line to a JSON-lines file. A cut last line (a kill during an earlier append) is cut off
+    first, so the new record starts a line of its own instead of continuing the broken one."""
+    if path.is_file():
+        data = path.read_bytes()
+        complete = data.rfind(b"\n") + 1
+        if complete < len(data):
+            os.truncate(path, complete)
     with path.open("a", encoding="utf-8") as out:
         out.write(json.dumps(record) + "\n")
 
 
 def _attempt_records(folder: Path) -> list[dict]:
+    """The records of ``attempts.jsonl``; a cut last line (the study was killed while appending it) is skipped."""
     path = folder / ATTEMPTS
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line] \
-        if path.is_file() else []
+    if not path.is_file():
+        return []
+    *lines, cut = path.read_text(encoding="utf-8").split("\n")  # every complete line ends with a newline
+    if cut:
+        logger.warning("%s: skipping its last line, cut short by a kill while it was written: %r", path, cut)
+    return [json.loads(line) for line in lines if line]
 
 
 def _close_killed_attempts(folder: Path) -> None:
@@ -163,7 +193,7 @@ def _log_tail(folder: Path, lines: int = 15) -> str:
 def _mark_finished(run: PlannedRun, wall_s: float, keep_checkpoints: bool) -> None:
     """Write finished.json; then, unless kept, drop the run's checkpoints (a finished run resumes from none;
     with the optimizer state a SmolLM2 checkpoint is 1.6 GB, final/ holds the model)."""
-    (run.folder / FINISHED).write_text(json.dumps({
+    _write_whole(run.folder / FINISHED, json.dumps({
         "variant": run.variant, "seed": run.seed, "wall_s": wall_s,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n")
     if not keep_checkpoints:
