@@ -63,7 +63,8 @@ def launch_paper_config(launch_file: str, tiny_model_dir: Path, tiny_relevance_d
                     "training.max_completion_length=16", "training.use_vllm=false",
                     f"training.relevance_model={tiny_relevance_dir}",  # relevance_source stays 'model'
                     f"scoring.judge.base_url={server.base_url}", f"scoring.judge.cache_path={output / 'judge.sqlite'}",
-                    "scoring.judge.backoff_base_s=0.05"]
+                    "scoring.judge.backoff_base_s=0.05",
+                    "training.keep_checkpoints=true"]  # the tests read the checkpoints of finished runs
         result = subprocess.run(
             [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(LAUNCH_FILES / launch_file),
              "--num_processes", "2", "--main_process_port", str(unused_port()),
