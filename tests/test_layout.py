@@ -34,6 +34,7 @@ LAYERS = [
     ("scoring", "evaluation"),
     ("data",),
     ("verifiers", "judge", "models", "generation", "advantages", "yaml_config", "checkpoints"),
+    ("resources",),  # shipped data files and where they are unpacked: imports nothing of ours
 ]
 """Top-level units of `rubrics2tokens`, highest first. A module imports its own unit or a lower layer."""
 
