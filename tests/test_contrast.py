@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from rubrics2tokens.data.schema import Rubric
 from rubrics2tokens.data.synthetic import FAMILIES
 from rubrics2tokens.models import DEFAULT_POLICY, load_policy
-from rubrics2tokens.relevance.contrast import ContrastRelevance, without_rubric
+from rubrics2tokens.relevance.contrast import DEFAULT_SCALE, ContrastRelevance, without_rubric
 from rubrics2tokens.relevance.sources import RelevanceInputs
 from rubrics2tokens.scoring.router import RoutingScorer
 
@@ -63,6 +63,24 @@ def test_weights_lie_in_unit_range_with_padding_zero_and_unknown_rows_nan(tiny_m
         assert (known[i, :, len(row):] == 0).all(), "padding gets 0"
     # batching does not change the result
     torch.testing.assert_close(ContrastRelevance(model, tokenizer, batch_size=1)(inputs), weights, equal_nan=True)
+
+
+def test_a_pass_weighs_what_the_rubric_makes_likelier_and_a_fail_what_it_makes_less_likely(tiny_model_dir):
+    """issue 20: credit for a pass, blame for a fail (method.md §5). Under a fail the tokens the rubric makes more
+    likely are the attempts to comply; the ones it argues against are those it makes less likely."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    rubrics = [KEYWORD, COMMAS]
+    inputs, ids = batch(tokenizer, [prompt_for(rubrics)], ["the zebra runs, ok"], rubrics)
+    assert inputs.scored.verdicts[0].tolist() == [1.0, 0.0], "the keyword passes, no-commas fails"
+    relevance = ContrastRelevance(model, tokenizer)
+    weights, log_ratios = relevance(inputs)[0, :, :len(ids[0])], relevance.log_ratios(inputs)
+    passed, failed = log_ratios[0, 0], log_ratios[0, 1]
+    assert (failed > 0).any() and (failed < 0).any(), "the rubric moves tokens both ways, or the test shows nothing"
+    assert torch.equal(weights[0] > 0, passed > 0)
+    assert torch.equal(weights[1] > 0, failed < 0)
+    blame = (-failed).clamp(min=0)
+    torch.testing.assert_close(weights[1], blame / blame.max().clamp(min=DEFAULT_SCALE))
 
 
 @pytest.mark.slow

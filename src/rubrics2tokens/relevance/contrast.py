@@ -5,14 +5,21 @@ log-probability of the token with the rubric in the prompt minus without it,
 
     delta_t = log p(o_t | prompt with rubric k, o_<t) - log p(o_t | prompt without it, o_<t),
 
-clipped at 0 and normalized per (response, rubric) into [0, 1]:
+signed by the verdict, clipped at 0 and normalized per (response, rubric) into [0, 1]:
 
-    w_t = max(delta_t, 0) / max(max_t delta_t, scale).
+    gain_t = delta_t for a pass, -delta_t for a fail;    w_t = max(gain_t, 0) / max(max_t gain_t, scale).
 
-So the most rubric-dependent token gets 1 when the rubric raises some token's probability by at least
-``scale`` nats (e^scale times), and a response the rubric hardly changes gets small weights that flag
-nothing (the trainer's ``relevance_threshold``, 0.5 by default: a flagged token is at least half as
-rubric-dependent as the most dependent one, and at least e^(scale/2) times more likely with the rubric).
+The sign follows method.md §5 (credit for a pass, blame for a fail): under a pass the tokens the rubric
+makes more likely are the ones that achieve it; under a fail those are the attempts to comply (the
+keyword used once of twice, the bullets begun), progress that must not be blamed, while the tokens the
+rubric makes less likely are the ones it argues against (a comma after "no commas", a capital after "all
+lowercase"). docs/token-credit.md §5 measures both forms against the held-out labels.
+
+So the most rubric-dependent token gets 1 when the rubric moves some token's probability the verdict's way
+by at least ``scale`` nats (e^scale times), and a response the rubric hardly changes gets small weights that
+flag nothing (the trainer's ``relevance_threshold``, 0.5 by default: a flagged token is at least half as
+rubric-dependent as the most dependent one, and at least e^(scale/2) times more, or less, likely with the
+rubric).
 
 "Without the rubric": a testbed prompt states each constraint as one sentence (the family's
 instruction), which is removed from the user message. A rubric whose sentence cannot be found in the
@@ -45,6 +52,12 @@ forward takes as many sequences as keep their logits within it (one at least: a 
 exceed it), and the log-softmax runs over chunks of positions that fit in it."""
 
 
+def contrast_weights(log_ratio: torch.Tensor, passed: bool, scale: float = DEFAULT_SCALE) -> torch.Tensor:
+    """``(N,)`` weights in [0, 1] of one (response, rubric) from its log-ratios delta ``(N,)`` and its verdict."""
+    gain = (log_ratio if passed else -log_ratio).clamp(min=0)
+    return gain / gain.max().clamp(min=scale) if gain.numel() else gain
+
+
 def without_rubric(messages: Sequence[dict[str, str]], rubric: Rubric) -> tuple[list[dict], list[dict]]:
     """The chat ``(with, without)`` the rubric, as described in the module docstring."""
     messages = [dict(message) for message in messages]
@@ -66,6 +79,9 @@ def without_rubric(messages: Sequence[dict[str, str]], rubric: Rubric) -> tuple[
 class ContrastRelevance:
     """w from the policy's own log-probabilities with and without each rubric (see the module docstring).
 
+    Verdict-aware: a pass weighs the tokens the rubric makes more likely, a fail those it makes less likely
+    (`contrast_weights`), so a fail never blames the attempts to comply.
+
     Args:
         model: the policy (any causal LM); used under ``no_grad`` in its current mode.
         tokenizer: its tokenizer, with a chat template.
@@ -83,27 +99,31 @@ class ContrastRelevance:
 
     def __call__(self, inputs: Any) -> torch.Tensor:
         """``(B, K, T)`` weights for `RelevanceInputs` with ``prompts`` (chat messages); NaN rows: unknown."""
-        if inputs.prompts is None:
-            raise ValueError("contrast relevance needs the prompts of the batch (RelevanceInputs.prompts)")
         batch, width, length = inputs.shape
         weights = torch.full((batch, width, length), float("nan"))
+        for (i, k), log_ratio in self.log_ratios(inputs).items():
+            row = torch.zeros(length)
+            row[:log_ratio.numel()] = contrast_weights(log_ratio, bool(inputs.scored.verdicts[i, k]), self.scale)
+            weights[i, k] = row
+        return weights.to(inputs.completion_ids.device)
+
+    def log_ratios(self, inputs: Any) -> dict[tuple[int, int], torch.Tensor]:
+        """(i, k) -> delta ``(completion tokens,)`` of every rubric k with a known verdict on response i."""
+        if inputs.prompts is None:
+            raise ValueError("contrast relevance needs the prompts of the batch (RelevanceInputs.prompts)")
         # One forward per distinct (response, prompt): the full prompt is shared by all rubrics removed from it.
         sequences: dict[tuple[int, tuple[int, ...]], int] = {}
         pairs: dict[tuple[int, int], tuple[int, int]] = {}  # (i, k) -> indices of its 'with' and 'without'
-        completions = [inputs.completion_ids[i][inputs.completion_mask[i].bool()].tolist() for i in range(batch)]
-        for i in range(batch):
-            for k, rubric in enumerate(inputs.scored.rubrics[i]):
+        completions = [inputs.completion_ids[i][inputs.completion_mask[i].bool()].tolist()
+                       for i in range(inputs.shape[0])]
+        for i, rubrics in enumerate(inputs.scored.rubrics):
+            for k, rubric in enumerate(rubrics):
                 if not torch.isnan(inputs.scored.verdicts[i, k]):
                     chats = without_rubric(_messages(inputs.prompts[i]), rubric)
                     keys = [(i, tuple(self._prompt_ids(chat))) for chat in chats]
                     pairs[i, k] = tuple(sequences.setdefault(key, len(sequences)) for key in keys)
         logps = self._completion_logps([(list(prompt), completions[i]) for i, prompt in sequences])
-        for (i, k), (with_rubric, without) in pairs.items():
-            gain = (logps[with_rubric] - logps[without]).clamp(min=0)
-            row = torch.zeros(length)
-            row[:gain.numel()] = gain / gain.max().clamp(min=self.scale) if gain.numel() else gain
-            weights[i, k] = row
-        return weights.to(inputs.completion_ids.device)
+        return {pair: logps[with_rubric] - logps[without] for pair, (with_rubric, without) in pairs.items()}
 
     def _prompt_ids(self, messages: list[dict]) -> list[int]:
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
