@@ -1,6 +1,7 @@
-"""``rtt eval score``: score model responses on IFEval or IFBench, strict and loose; ``rtt eval run``: generate
-the responses with a model first (resumable), then score them the same way; ``rtt eval compare``: the accuracies
-of several such output folders against one, each difference with a paired bootstrap interval.
+"""``rtt eval score``: score model responses on IFEval or IFBench, strict and loose (MulDimIF: its own scores;
+AdvancedIF: through an LLM judge, `rubrics2tokens.cli.advancedif`); ``rtt eval run``: generate the responses with a
+model first (resumable), then score them the same way; ``rtt eval compare``: the accuracies of several such output
+folders against one, each difference with a paired bootstrap interval.
 
 The responses file is JSONL, one response a line: ``{"key": ..., "response": "..."}`` or
 ``{"prompt": "...", "response": "..."}`` (the benchmark's prompt key or its exact prompt text). A prompt may
@@ -17,7 +18,10 @@ from typing import Any
 
 import torch
 
+from rubrics2tokens.cli.advancedif import BENCHMARK as ADVANCEDIF
+from rubrics2tokens.cli.advancedif import add_judge_options, check_judge_options, score_advancedif
 from rubrics2tokens.data.schema import DataError, read_jsonl
+from rubrics2tokens.evaluation.advancedif import AdvancedIFPrompt, load_advancedif
 from rubrics2tokens.evaluation.benchmarks import VERIFIER_PREFIXES, BenchmarkPrompt, load_benchmark
 from rubrics2tokens.evaluation.compare import comparisons_json, compare, format_comparisons, read_prompt_scores
 from rubrics2tokens.evaluation.generate import BACKENDS, MissingBackendError, generate_responses
@@ -27,36 +31,37 @@ from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError
 
 
 CPU_LIMIT = 20  # prompts answered by default without a GPU: a first look, not the benchmark's score
+BENCHMARKS = sorted([*VERIFIER_PREFIXES, ADVANCEDIF])
+DATA_HELP = ("the benchmark's test file, JSONL (MulDimIF: its test.json), .gz too (default: the copy the package "
+             "ships); AdvancedIF, which is not shipped: required, its if_oss_full_data.csv or JSONL with its fields")
 
 
 def add_eval_commands(subparsers: Any) -> None:
     """Add ``eval score`` and ``eval run`` to the `rtt` command's subparsers."""
     evaluate = subparsers.add_parser("eval", help="evaluate responses on instruction-following benchmarks")
     commands = evaluate.add_subparsers(dest="eval_command", required=True)
-    score = commands.add_parser("score", help="score responses on IFEval, IFBench (strict and loose) or MulDimIF")
-    score.add_argument("--benchmark", required=True, choices=sorted(VERIFIER_PREFIXES),
-                       help="the benchmark the responses answer")
+    score = commands.add_parser("score", help="score responses on IFEval, IFBench (strict and loose), MulDimIF or "
+                                              "AdvancedIF (LLM judge)")
+    score.add_argument("--benchmark", required=True, choices=BENCHMARKS, help="the benchmark the responses answer")
     score.add_argument("--responses", required=True,
-                       help='JSONL, one {"key" or "prompt": ..., "response": "..."} a line')
+                       help='JSONL, one {"key" or "prompt": ..., "response": "..."} a line (AdvancedIF: "key", the '
+                            "row's 0-based index in the data file)")
     score.add_argument("--out", required=True, help="output folder for verdicts.jsonl and summary.json")
-    score.add_argument("--data", default=None,
-                       help="the benchmark's test file, JSONL (MulDimIF: its test.json), .gz too (default: the copy the "
-                            "package ships)")
+    score.add_argument("--data", default=None, help=DATA_HELP)
+    add_judge_options(score)
     score.set_defaults(run=_score)
 
     run = commands.add_parser("run", help="generate responses with a model (resumable), then score them",
                               description="Defaults are sized for a CPU: one response of at most 512 tokens to "
                                           f"each of the first {CPU_LIMIT} prompts when there is no GPU; the RTT "
                                           "paper's setting is --samples 5 --max-new-tokens 2048 --limit 0 on a GPU.")
-    run.add_argument("--benchmark", required=True, choices=sorted(VERIFIER_PREFIXES), help="the benchmark to answer")
+    run.add_argument("--benchmark", required=True, choices=BENCHMARKS, help="the benchmark to answer")
     run.add_argument("--model", required=True,
                      help=f"the model that answers: a Hugging Face Hub id, a local folder, or {DEFAULT_POLICY}")
     run.add_argument("--out", required=True,
                      help="output folder for responses.jsonl (kept and continued on a rerun with the same generation "
                           "settings, which are kept in responses.settings.json), verdicts.jsonl and summary.json")
-    run.add_argument("--data", default=None,
-                     help="the benchmark's test file, JSONL (MulDimIF: its test.json), .gz too (default: the copy the "
-                          "package ships)")
+    run.add_argument("--data", default=None, help=DATA_HELP)
     run.add_argument("--samples", type=int, default=1, help="responses per prompt")
     run.add_argument("--temperature", type=float, default=0.7, help="0 decodes greedily")
     run.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling mass")
@@ -67,6 +72,7 @@ def add_eval_commands(subparsers: Any) -> None:
     run.add_argument("--limit", type=int, default=None,
                      help=f"only the first N prompts; 0 for all (default: all on a GPU, {CPU_LIMIT} without one)")
     run.add_argument("--seed", type=int, default=0, help="sampling seed")
+    add_judge_options(run)
     run.set_defaults(run=_run)
 
     compare_parser = commands.add_parser(
@@ -80,7 +86,8 @@ def add_eval_commands(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    prompts = load_benchmark(args.benchmark, args.data)
+    check_judge_options(args)  # before generating: a judge missing after an hour of generation would waste it
+    prompts = _load_prompts(args.benchmark, args.data)
     limit = args.limit if args.limit is not None else (0 if torch.cuda.is_available() else CPU_LIMIT)
     if limit and limit < len(prompts):
         print(f"answering the first {limit} of {len(prompts)} {args.benchmark} prompts "
@@ -112,7 +119,15 @@ def _compare(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
+def _load_prompts(benchmark: str, data: str | None) -> list[BenchmarkPrompt] | list[AdvancedIFPrompt]:
+    return load_advancedif(data) if benchmark == ADVANCEDIF else load_benchmark(benchmark, data)
+
+
 def _score(args: argparse.Namespace) -> None:
+    if args.benchmark == ADVANCEDIF:
+        score_advancedif(args)
+        return
+    check_judge_options(args)
     items = read_responses(args.responses, load_benchmark(args.benchmark, args.data))
     try:
         verdicts = score_responses(items)

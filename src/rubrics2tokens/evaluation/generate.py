@@ -25,13 +25,12 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
 
 from rubrics2tokens.data.schema import DataError, append_jsonl, read_appended_jsonl
-from rubrics2tokens.evaluation.benchmarks import BenchmarkPrompt
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
 from rubrics2tokens.generation.stopping import stop_token_ids
 from rubrics2tokens.models.loading import load_policy, load_tokenizer, resolve_model_path
@@ -50,6 +49,20 @@ SETTINGS_COMPARED = ("model", "temperature", "top_p", "top_k", "max_new_tokens")
 """Settings that change what a response is: a rerun into the same file must use the same ones."""
 
 
+class ChatPrompt(Protocol):
+    """What generation needs of a prompt (`BenchmarkPrompt` and `AdvancedIFPrompt` have it): its key, its last
+    user turn, and its conversation when the benchmark gives one (``None``: the user turn alone)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def messages(self) -> tuple[dict[str, str], ...] | None: ...
+
+
 class MissingBackendError(ImportError):
     """The chosen backend's package is not installed."""
 
@@ -63,7 +76,7 @@ def settings_path(out_file: Path) -> Path:
     return out_file.with_suffix(".settings.json")
 
 
-def generate_responses(benchmark_prompts: Sequence[BenchmarkPrompt], model_name_or_path: str,
+def generate_responses(benchmark_prompts: Sequence[ChatPrompt], model_name_or_path: str,
                        out_file: str | Path, samples: int = 5, temperature: float = 0.7, top_p: float = 0.8,
                        top_k: int = 20, max_new_tokens: int = 2048, batch_size: int = 32,
                        backend: str = "static", seed: int = 0) -> int:
@@ -118,7 +131,7 @@ def record_generation_settings(out_file: Path, settings: dict[str, Any]) -> None
     path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 
-def _generate_into(out_file: Path, pending: list[tuple[BenchmarkPrompt, int]], prompt_ids: dict[str, list[int]],
+def _generate_into(out_file: Path, pending: list[tuple[ChatPrompt, int]], prompt_ids: dict[str, list[int]],
                    generate_batch: GenerateBatch, batch_size: int) -> None:
     """Answer the pending (prompt, sample) pairs, appending each response as soon as the backend returns it."""
     unwritten = Counter(item.key for item, _ in pending)  # a prompt is done when its last pending sample is written
@@ -147,10 +160,11 @@ def read_completed_pairs(out_file: Path) -> set[tuple[str, int]]:
     return pairs
 
 
-def chat_prompt_ids(tokenizer: Any, item: BenchmarkPrompt) -> list[int]:
+def chat_prompt_ids(tokenizer: Any, item: ChatPrompt) -> list[int]:
     """The prompt's token ids under the chat template, ending with the assistant turn's opening."""
-    # a benchmark with multi-turn prompts (MulDimIF) gives its conversation; the others give one user turn
-    messages = getattr(item, "messages", None) or [{"role": "user", "content": item.prompt}]
+    # a benchmark with conversations (MulDimIF, AdvancedIF: system prompts, earlier turns) gives them as they are;
+    # the others give one user turn
+    messages = item.messages or [{"role": "user", "content": item.prompt}]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     # the template writes any BOS itself; the tokenizer must not add a second one
     return tokenizer(text, add_special_tokens=False).input_ids
