@@ -65,10 +65,12 @@ class RTTConfig(GRPOConfig):
                 "flags no token leaves that response's token-term average (method.md §5). Oracle rows are 0/1; "
                 "learned rows are probabilities; contrast rows are scaled so 0.5 means the rubric makes the "
                 "token at least e^(0.5 x contrast_scale) times more likely."})
-    token_std_floor: float = field(default=0.05, metadata={
+    token_std_floor: float = field(default=0.01, metadata={
         "help": "Floor on the std of each z-scored set (intra_sample, inter_sample, group_pooled, rubric_softmax): a "
                 "nearly constant relevance row is not blown up into unit-size credit. 0: the plain z-score. A 0/1 "
-                "oracle row with one flagged token in 400 has std 0.05, so the default leaves such rows as they are."})
+                "row with one flagged token in 10,000 has std 0.01, so the default leaves rows that flag a few "
+                "tokens of a long response as they are (0.05 damped a row flagging one token of 400 or more: "
+                "docs/token-credit.md section 6)."})
     relevance_batch_size: int = field(default=64, metadata={
         "help": "(rubric, response) windows per relevance-model forward pass."})
     rollout_backend: str = field(default="transformers", metadata={
