@@ -8,11 +8,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
 
-from tiny_model import build_tiny_model  # noqa: E402
+from tiny_model import build_tiny_model, build_yes_judge  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def yes_judge_dir(tmp_path_factory) -> Path:
+    """A tiny local judge that answers every question YES (`build_yes_judge`)."""
+    return build_yes_judge(tmp_path_factory.mktemp("yes-judge"))
 
 
 @pytest.fixture(scope="session")

@@ -53,8 +53,10 @@ def test_answers_follow_the_server(fault_server):
 def test_stats_have_stable_float_names(fault_server):
     _, stats, _ = judge_timed(fast_config(fault_server.base_url), ["PASS"])
     assert set(stats) == {f"judge/{name}" for name in ("questions", "cache_hits", "calls", "retries", "unknown",
-                                                        "failures", "latency_p50_s", "latency_p90_s",
+                                                        "failures", "prompt_tokens", "completion_tokens",
+                                                        "replies_without_usage", "latency_p50_s", "latency_p90_s",
                                                         "latency_p99_s")}
+    assert stats["judge/replies_without_usage"] == 1, "the test server reports no usage"
     assert all(isinstance(value, float) for value in stats.values())
 
 

@@ -39,3 +39,27 @@ def build_tiny_model(directory: Path, seed: int = 0) -> Path:
                          pad_token_id=fast.pad_token_id, tie_word_embeddings=True)
     LlamaForCausalLM(config).save_pretrained(directory)
     return directory
+
+
+def build_yes_judge(directory: Path, seed: int = 0) -> Path:
+    """A tiny model that answers every chat "YES", for judge tests whose every verdict must be known: its layers
+    add nothing to the residual stream, so the next token depends on the current one only, and its untied output
+    head maps the last token of the chat template's assistant opening to the first token of "YES", each token of
+    "YES" to the next, and the last to the end of turn."""
+    build_tiny_model(directory, seed)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(directory)
+    template = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False,
+                                             add_generation_prompt=True)
+    opening = tokenizer(template, add_special_tokens=False).input_ids[-1]
+    chain = [opening, *tokenizer("YES", add_special_tokens=False).input_ids, tokenizer.eos_token_id]
+    assert len(set(chain)) == len(chain), "each token of the chain must lead to one next token"
+    judge = LlamaForCausalLM(LlamaConfig.from_pretrained(directory, tie_word_embeddings=False))
+    with torch.no_grad():
+        for name, weight in judge.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj.weight", "embed_tokens.weight", "lm_head.weight")):
+                weight.zero_()
+        for dimension, (token, next_token) in enumerate(zip(chain, chain[1:])):  # one hidden dimension per link
+            judge.model.embed_tokens.weight[token, dimension] = 1.0
+            judge.lm_head.weight[next_token, dimension] = 10.0
+    judge.save_pretrained(directory)
+    return directory

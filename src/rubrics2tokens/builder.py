@@ -18,7 +18,7 @@ from rubrics2tokens.data.hir import load_hir_hub
 from rubrics2tokens.data.row_formats import load_prompt_rows
 from rubrics2tokens.data.schema import DataError, PromptRow
 from rubrics2tokens.data.synthetic import generate_rows
-from rubrics2tokens.models.loading import load_policy
+from rubrics2tokens.models.loading import check_model_name, load_policy
 from rubrics2tokens.scoring.router import scorer_from_config
 from rubrics2tokens.trainer.heldout import heldout_name
 from rubrics2tokens.trainer.progress import RunProgress, silence_known_harmless_messages
@@ -87,13 +87,15 @@ def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGR
     if args.relevance_source == "model" and not Path(args.relevance_model).is_dir():
         raise ConfigError(f"training.relevance_model {args.relevance_model!r} is not a folder (a trained relevance "
                           "model from `rtt relevance train`)")
+    if config.scoring.judge.local_model and config.scoring.mode != "verifiers":
+        check_model_name(config.scoring.judge.local_model)  # a misspelt judge fails before the policy loads
     model, tokenizer = load_policy(config.model.name_or_path, dtype=config.model.dtype)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     scoring = config.scoring
     allow_dataset_code(scoring.allow_dataset_code, SandboxLimits(scoring.rule_timeout_s, scoring.rule_memory_mb,
                                                                  scoring.rule_workers))
-    scorer = scorer_from_config(scoring.mode, scoring.judge)
+    scorer = scorer_from_config(scoring.mode, scoring.judge, device=args.device)  # a local judge beside the policy
     trainer = trainer_class(model=model, scorer=scorer, args=args, train_dataset=to_trl_dataset(rows),
                             eval_dataset=None if heldout is None else to_trl_dataset(heldout),
                             processing_class=tokenizer, callbacks=[JsonlMetrics(output_dir / METRICS_FILE)])

@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 from transformers.trainer_utils import IntervalStrategy
 
-from rubrics2tokens.config_checks import check_field_ranges
+from rubrics2tokens.config_checks import check_field_ranges, check_judge_source
 from rubrics2tokens.judge import JudgeConfig
 from rubrics2tokens.models.loading import DEFAULT_POLICY
 from rubrics2tokens.trainer.config import RTTConfig
@@ -68,7 +68,8 @@ class ScoringConfig:
         "help": "Where verdicts come from: 'verifiers' (code verifiers only; rubrics without one are unknown), "
                 "'judge' (every rubric to the LLM judge) or 'hybrid' (verifier when registered, else the judge)."})
     judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={
-        "help": "The OpenAI-compatible judge, for modes 'judge' and 'hybrid'."})
+        "help": "The judge for modes 'judge' and 'hybrid': an OpenAI-compatible server, or a local model "
+                "(local_model). Audit it against the code verifiers first: `rtt judge audit`."})
     allow_dataset_code: bool = field(default=False, metadata={
         "help": "Run the Python rules that datasets ship (HIR-16K type4 '[rule]' items). They are untrusted code: "
                 "each check runs in a separate process with the limits below, no network and no files outside a "
@@ -117,6 +118,7 @@ def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfi
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (model, data, ...), got {tree!r}")
     check_field_ranges(tree, str(path), overrides)
+    check_judge_source(tree, str(path), overrides)
     training = tree.setdefault("training", {})
     if isinstance(training, dict):
         training.setdefault("output_dir", "runs/rtt")
@@ -128,9 +130,9 @@ def load_run_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfi
         """``key`` is refused; blamed on the override that set it, else on one that set a ``related`` key."""
         return ConfigError(f"{config_source(path, overrides, [key, *related])}: {key} {problem}", [key])
 
-    if config.scoring.mode != "verifiers" and not config.scoring.judge.model:
-        raise fail("scoring.judge.model", f"is needed by scoring.mode {config.scoring.mode!r} (and base_url)",
-                   "scoring.mode")
+    if config.scoring.mode != "verifiers" and not (config.scoring.judge.model or config.scoring.judge.local_model):
+        raise fail("scoring.judge.model", f"is needed by scoring.mode {config.scoring.mode!r} (with base_url; or "
+                                          "scoring.judge.local_model for a local judge)", "scoring.mode")
     if config.data.testbed.min_rubrics > config.data.testbed.max_rubrics:
         raise fail("data.testbed.min_rubrics", f"({config.data.testbed.min_rubrics}) exceeds "
                                                f"data.testbed.max_rubrics ({config.data.testbed.max_rubrics})",

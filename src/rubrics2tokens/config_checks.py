@@ -110,6 +110,8 @@ FIELD_RULES: dict[str, Rule] = {
     "scoring.judge.max_tokens": at_least(1),
     "scoring.judge.cache_path": FREE,
     "scoring.judge.batch_timeout_s": above(0),
+    "scoring.judge.local_model": FREE,  # a model name, checked as the run starts (and not with a server: below)
+    "scoring.judge.local_batch_size": at_least(1),
     "scoring.allow_dataset_code": FREE,
     "scoring.rule_timeout_s": above(0),
     "scoring.rule_memory_mb": at_least(16),
@@ -187,3 +189,24 @@ def check_field_ranges(tree: dict, path: str, overrides: Sequence[str]) -> None:
         close = difflib.get_close_matches(value, rule.choices, n=1) if isinstance(value, str) else []
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{config_source(path, overrides, [key])}: {key} {problem}{hint}", [key])
+
+
+SERVER_JUDGE_KEYS = ("base_url", "model", "cache_path")
+"""Judge settings that belong to a judge server (the local judge keeps no verdict cache either)."""
+
+
+def check_judge_source(tree: dict, path: str, overrides: Sequence[str]) -> None:
+    """A run's judge is a server (``scoring.judge.base_url`` and ``model``) or a local model (``local_model``),
+    never both: with ``local_model`` set, any of `SERVER_JUDGE_KEYS` in ``tree`` is a `ConfigError`, since a
+    run would silently ignore it and a reader of the config could not tell which judge scored."""
+    scoring = tree.get("scoring")
+    judge = scoring.get("judge") if isinstance(scoring, dict) else None
+    if not isinstance(judge, dict) or not judge.get("local_model"):
+        return
+    for name in SERVER_JUDGE_KEYS:
+        if judge.get(name) is not None:
+            key = f"scoring.judge.{name}"
+            source = config_source(path, overrides, [key, "scoring.judge.local_model"])
+            raise ConfigError(f"{source}: {key} is set, but scoring.judge.local_model names a local judge: a run "
+                              f"has one judge, a server (base_url and model) or a local model; remove one of them"
+                              + (" (the local judge keeps no verdict cache)" if name == "cache_path" else ""), [key])

@@ -10,6 +10,7 @@ import random
 import sys
 
 from rubrics2tokens.cli.evaluate import add_eval_commands
+from rubrics2tokens.cli.judge import add_judge_commands
 from rubrics2tokens.cli.parser import RttParser
 from rubrics2tokens.cli.relevance import add_relevance_commands
 from rubrics2tokens.cli.study import add_study_commands
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     families = data.add_parser("families", help="list the testbed rule families")
     families.set_defaults(run=_families)
     add_eval_commands(commands)
+    add_judge_commands(commands)
     add_relevance_commands(commands)
     add_study_commands(commands)
     return parser

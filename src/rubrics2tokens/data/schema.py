@@ -24,11 +24,14 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator, TextIO
+from typing import Any, BinaryIO, Iterable, Iterator, TextIO, TypeVar
 
 from rubrics2tokens.verifiers.registry import UnknownVerifierError, argument_problem
 
 logger = logging.getLogger(__name__)
+
+Identified = TypeVar("Identified")
+"""Anything with an ``id`` attribute (a `PromptRow`, a labelled pair)."""
 
 
 class DataError(ValueError):
@@ -231,6 +234,25 @@ def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         append_jsonl(out, records)
+    return path
+
+
+def by_unique_id(numbered: Iterable[tuple[int, Identified]], path: str | Path) -> dict[str, Identified]:
+    """Items by their ``id``, from (row number, item) pairs of the file ``path``, in file order; an id that an earlier
+    row has is a `DataError` naming the file and the row."""
+    by_id: dict[str, Identified] = {}
+    for number, item in numbered:
+        if item.id in by_id:  # type: ignore[attr-defined]
+            raise DataError(path, number, "id", f"{item.id!r} appears twice; ids must be unique")  # type: ignore
+        by_id[item.id] = item  # type: ignore[attr-defined]
+    return by_id
+
+
+def write_json(record: Any, path: str | Path) -> Path:
+    """Write ``record`` as an indented JSON file (replacing one there), creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return path
 
 

@@ -152,7 +152,11 @@ class LocalHFJudge:
                                          pad_token_id=self.tokenizer.pad_token_id)
         self._stats.record_latency(time.perf_counter() - start)
         self._stats.add("calls", len(questions))
-        replies = self.tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        generated = output[:, inputs["input_ids"].shape[1]:]
+        # padding is neither read nor written: count the attended prompt tokens and the generated non-pad ones
+        self._stats.record_usage((int(inputs["attention_mask"].sum()),
+                                  int((generated != self.tokenizer.pad_token_id).sum())))
+        replies = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
         verdicts = [parse_verdict(reply) for reply in replies]
         for reply, verdict in zip(replies, verdicts):
             if verdict is None:

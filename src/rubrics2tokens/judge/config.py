@@ -1,4 +1,5 @@
-"""`JudgeConfig`: where the judge model is served and how hard to try (timeouts, retries, concurrency, cache)."""
+"""`JudgeConfig`: where the judge model is served and how hard to try (timeouts, retries, concurrency, cache), or
+which local Hugging Face model judges in-process instead."""
 
 from __future__ import annotations
 
@@ -32,10 +33,19 @@ class JudgeConfig:
     batch_timeout_s: float | None = field(default=None, metadata={
         "help": "Upper bound on one batch; questions still open then are unknown. None: the worst case of "
                 "timeouts x retries x waves of max_concurrency requests."})
+    local_model: str | None = field(default=None, metadata={
+        "help": "A local Hugging Face model that judges in the training process instead of a server: a Hub id, a "
+                "folder, or embedded:smollm2-135m-instruct (works offline). It gets the same question, decodes "
+                "greedily up to max_tokens and is read as strictly; base_url, model and cache_path must then be "
+                "left out, and the other settings above (timeouts, retries, concurrency) do not apply."})
+    local_batch_size: int = field(default=8, metadata={
+        "help": "Questions the local judge (local_model) answers in one batched generation."})
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        if self.local_batch_size < 1:
+            raise ValueError(f"local_batch_size must be >= 1, got {self.local_batch_size}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
         for name in ("timeout_s", "backoff_base_s", "backoff_max_s"):

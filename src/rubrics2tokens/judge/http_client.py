@@ -86,6 +86,17 @@ def chat_content(body: bytes) -> str | None:
     return content if isinstance(content, str) else None
 
 
+def usage_tokens(body: bytes) -> tuple[int, int] | None:
+    """(prompt_tokens, completion_tokens) of a chat-completions reply's ``usage``, or None when it has none
+    (servers may leave it out)."""
+    try:
+        usage = json.loads(body)["usage"]
+        tokens = usage["prompt_tokens"], usage["completion_tokens"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return tokens if all(isinstance(count, int) for count in tokens) else None
+
+
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
     """Retry-After in seconds; the HTTP-date form is not worth parsing here (backoff applies instead)."""
     try:

@@ -19,10 +19,14 @@ class JudgeStats:
     judge/retries:    requests repeated after a transient fault
     judge/unknown:    replies that were neither YES nor NO
     judge/failures:   questions left without a reply (retries exhausted, HTTP error, batch deadline)
+    judge/prompt_tokens, judge/completion_tokens: tokens the judge read and wrote, as the server's ``usage``
+                      reports them (a local judge counts its own)
+    judge/replies_without_usage: replies whose server reported no ``usage``, so the token counts miss them
     judge/latency_p{50,90,99}_s: seconds per request that got a reply or timed out (0 before the first one)
     """
 
-    COUNTERS = ("questions", "cache_hits", "calls", "retries", "unknown", "failures")
+    COUNTERS = ("questions", "cache_hits", "calls", "retries", "unknown", "failures", "prompt_tokens",
+                "completion_tokens", "replies_without_usage")
     PERCENTILES = (50, 90, 99)
 
     def __init__(self) -> None:
@@ -33,6 +37,15 @@ class JudgeStats:
     def add(self, counter: str, amount: int = 1) -> None:
         with self._lock:
             self._counts[counter] += amount
+
+    def record_usage(self, tokens: tuple[int, int] | None) -> None:
+        """Count one reply's (prompt, completion) tokens; ``None``: its server reported none."""
+        with self._lock:
+            if tokens is None:
+                self._counts["replies_without_usage"] += 1
+            else:
+                self._counts["prompt_tokens"] += tokens[0]
+                self._counts["completion_tokens"] += tokens[1]
 
     def record_latency(self, seconds: float) -> None:
         with self._lock:

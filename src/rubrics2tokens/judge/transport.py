@@ -15,7 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any, Coroutine
 
 from rubrics2tokens.judge.config import JudgeConfig
-from rubrics2tokens.judge.http_client import HttpReply, post_json, retry_after_s, truncate
+from rubrics2tokens.judge.http_client import HttpReply, post_json, retry_after_s, truncate, usage_tokens
 from rubrics2tokens.judge.stats import JudgeStats
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class ChatTransport:
             raise TransientError(f"HTTP {reply.status}", retry_after_s=retry_after_s(reply.headers))
         if not 200 <= reply.status < 300:
             raise PermanentError(f"HTTP {reply.status}: {truncate(reply.text)}")
+        self._stats.record_usage(usage_tokens(reply.body))
         return reply
 
     def _backoff_s(self, attempt: int, retry_after_s: float | None) -> float:

@@ -12,16 +12,23 @@ judge's network wait, and a step pays about the longer of the two instead of the
 verdict, however many there are. Judge verdicts carry no deciding spans.
 A verifier id that is not registered raises `UnknownVerifierError` in every mode that runs verifiers:
 quietly sending a mistyped id to the judge would change what is measured.
+
+The judge of a run config (`build_judge`) is an `LLMJudge` of an OpenAI-compatible server, or, with
+``scoring.judge.local_model``, a `LocalHFJudge` that answers in this process, in batches, without a server.
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
+import torch
+
 from rubrics2tokens.data.schema import Rubric
-from rubrics2tokens.judge import Judge, JudgeConfig, JudgeQuestion, LLMJudge
+from rubrics2tokens.judge import Judge, JudgeConfig, JudgeQuestion, LLMJudge, LocalHFJudge
 from rubrics2tokens.judge.stats import COUNTER_METRICS as JUDGE_COUNTER_METRICS
+from rubrics2tokens.models.loading import load_policy
 from rubrics2tokens.scoring.scorer import ScoredBatch
 from rubrics2tokens.verifiers.base import Verdict
 from rubrics2tokens.verifiers.registry import run_verifier
@@ -88,9 +95,23 @@ class RoutingScorer:
         return run_verifier(rubric.verifier, response, rubric.kwargs)
 
 
-def scorer_from_config(mode: str, judge_config: JudgeConfig | None = None) -> RoutingScorer:
-    """A `RoutingScorer` for ``mode``, with an `LLMJudge` built from ``judge_config`` when the mode needs one."""
+def scorer_from_config(mode: str, judge_config: JudgeConfig | None = None,
+                       device: torch.device | str | None = None) -> RoutingScorer:
+    """A `RoutingScorer` for ``mode``, with the judge of ``judge_config`` (`build_judge`) when the mode needs one."""
     needs_judge = mode in JUDGE_MODES
     if needs_judge and judge_config is None:
-        raise ValueError(f"scoring mode {mode!r} needs a judge configuration (base_url, model...)")
-    return RoutingScorer(judge=LLMJudge(judge_config) if needs_judge else None, mode=mode)
+        raise ValueError(f"scoring mode {mode!r} needs a judge configuration (base_url and model, or local_model)")
+    return RoutingScorer(judge=build_judge(judge_config, device) if needs_judge else None, mode=mode)
+
+
+def build_judge(config: JudgeConfig, device: torch.device | str | None = None) -> LLMJudge | LocalHFJudge:
+    """The judge ``config`` names: its ``local_model`` loaded in this process on ``device`` (default: the GPU of
+    this process when there is one, in bfloat16, else the CPU in float32), or an `LLMJudge` of its server."""
+    if not config.local_model:
+        return LLMJudge(config)
+    if device is None:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    dtype = "float32" if torch.device(device).type == "cpu" else "bfloat16"
+    model, tokenizer = load_policy(config.local_model, dtype=dtype)
+    return LocalHFJudge(model.to(device).eval(), tokenizer, batch_size=config.local_batch_size,
+                        max_new_tokens=config.max_tokens)
