@@ -31,7 +31,7 @@ LAYERS = [
     ("config_checks",),
     ("trainer",),
     ("relevance",),
-    ("scoring", "evaluation"),
+    ("scoring", "evaluation", "rubrics"),
     ("data",),
     ("verifiers", "judge", "models", "generation", "advantages", "yaml_config", "checkpoints"),
     ("resources",),  # shipped data files and where they are unpacked: imports nothing of ours

@@ -13,6 +13,7 @@ from rubrics2tokens.cli.evaluate import add_eval_commands
 from rubrics2tokens.cli.judge import add_judge_commands
 from rubrics2tokens.cli.parser import RttParser
 from rubrics2tokens.cli.relevance import add_relevance_commands
+from rubrics2tokens.cli.rubrics import add_rubrics_commands
 from rubrics2tokens.cli.study import add_study_commands
 from rubrics2tokens.config import ConfigError, load_run_config
 from rubrics2tokens.data.schema import DataError
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     families = data.add_parser("families", help="list the testbed rule families")
     families.set_defaults(run=_families)
     add_eval_commands(commands)
+    add_rubrics_commands(commands)
     add_judge_commands(commands)
     add_relevance_commands(commands)
     add_study_commands(commands)
