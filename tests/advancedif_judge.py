@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 
+from chat_server import ChatServer, Reply, completion
 from rubrics2tokens.judge.rubric_set import SYSTEM_PROMPT as RUBRIC_SET_PROMPT
 
 RUBRIC = re.compile(r"<rubric>\n(.*)\n</rubric>", re.DOTALL)
@@ -45,49 +45,17 @@ def rubric_set_reply(user: str) -> str:
     return json.dumps(reply)
 
 
-class AdvancedIFJudgeServer:
+class AdvancedIFJudgeServer(ChatServer):
     """The scripted server, as a context manager; ``base_url`` is its OpenAI-compatible root."""
 
     def __init__(self) -> None:
+        super().__init__(self.script)
         self.conversations: list[list[dict[str, str]]] = []
-        self._lock = threading.Lock()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._http.daemon_threads = True
-        self._http.request_queue_size = 128  # a concurrent batch overflows the default backlog of 5
-        self._http.script = self  # type: ignore[attr-defined]  # how a handler finds its server
-        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.base_url = f"http://127.0.0.1:{self._http.server_address[1]}/v1"
 
-    def __enter__(self) -> "AdvancedIFJudgeServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join(timeout=5)
-
-    def reply(self, messages: list[dict[str, str]]) -> str:
+    def script(self, request: dict, headers: Message) -> Reply:
+        messages = request["messages"]
         with self._lock:
             self.conversations.append(messages)
         user = messages[-1]["content"]
-        return rubric_set_reply(user) if messages[0]["content"] == RUBRIC_SET_PROMPT else per_rubric_reply(user)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        text = self.server.script.reply(request["messages"])  # type: ignore[attr-defined]
-        body = json.dumps({"object": "chat.completion", "model": request["model"],
-                           "choices": [{"index": 0, "finish_reason": "stop",
-                                        "message": {"role": "assistant", "content": text}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # keep test output quiet
+        return Reply(completion(rubric_set_reply(user) if messages[0]["content"] == RUBRIC_SET_PROMPT
+                                else per_rubric_reply(user)))

@@ -3,23 +3,22 @@
 AdvancedIF's rubrics are judged by an LLM, named by ``--judge-base-url URL --judge-model NAME`` (an
 OpenAI-compatible server, through the judge client: concurrency, retries, an optional verdict cache) or by
 ``--judge-local MODEL`` (a local Hugging Face model, in this process). ``--model`` of ``rtt eval run`` is the
-policy that answers, so the judge has options of its own. Writes ``OUT/verdicts.jsonl`` (one line per response,
-both protocols' verdicts and the reference protocol's reply) and ``OUT/summary.json``.
+policy that answers, so the judge has options of its own. The verdicts (one per response: both protocols' verdicts
+and the reference protocol's reply) and the summary go to ``OUT`` as the other benchmarks' do.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import Any
 
 import torch
 
 from rubrics2tokens.evaluation.advancedif import MISSING_DATA, load_advancedif, read_advancedif_responses
-from rubrics2tokens.evaluation.advancedif_scoring import (format_advancedif_summary, judge_responses,
-                                                          summarize_advancedif)
+from rubrics2tokens.evaluation.advancedif_scoring import (AdvancedIFVerdict, format_advancedif_summary,
+                                                          judge_responses, summarize_advancedif)
 from rubrics2tokens.judge import Judge, JudgeConfig, LLMJudge, LocalHFJudge
 from rubrics2tokens.judge.rubric_set import ChatClient, LocalChat
 from rubrics2tokens.models.loading import check_model_name, load_policy
@@ -79,21 +78,14 @@ def check_judge_options(args: argparse.Namespace) -> None:
         check_model_name(args.judge_local)
 
 
-def score_advancedif(args: argparse.Namespace) -> None:
-    """``rtt eval score --benchmark advancedif``: judge the responses, write the verdicts and the summary."""
+def score_advancedif(args: argparse.Namespace) -> tuple[list[AdvancedIFVerdict], dict[str, Any], str]:
+    """``rtt eval score --benchmark advancedif``: judge the responses; (verdicts, summary, the summary as text)."""
     check_judge_options(args)
     responses = read_advancedif_responses(args.responses, load_advancedif(args.data))
     with _judges(args) as (judge, chat, judge_name):
         verdicts = judge_responses(responses, judge, chat, args.judge_reply_tokens)
     summary = summarize_advancedif(verdicts, judge_name)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "verdicts.jsonl", "w", encoding="utf-8") as verdicts_file:
-        for verdict in verdicts:
-            verdicts_file.write(json.dumps(verdict.to_json(), ensure_ascii=False) + "\n")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(format_advancedif_summary(summary))
-    print(f"wrote {out / 'verdicts.jsonl'} and {out / 'summary.json'}")
+    return verdicts, summary, format_advancedif_summary(summary)
 
 
 @contextmanager

@@ -12,7 +12,6 @@ response) and ``OUT/summary.json``, and prints the four accuracies.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import torch
 
 from rubrics2tokens.cli.advancedif import BENCHMARK as ADVANCEDIF
 from rubrics2tokens.cli.advancedif import add_judge_options, check_judge_options, score_advancedif
-from rubrics2tokens.data.schema import DataError, read_jsonl
+from rubrics2tokens.data.schema import DataError, read_jsonl, write_json, write_jsonl
 from rubrics2tokens.evaluation.advancedif import AdvancedIFPrompt, load_advancedif
 from rubrics2tokens.evaluation.benchmarks import VERIFIER_PREFIXES, BenchmarkPrompt, load_benchmark
 from rubrics2tokens.evaluation.compare import comparisons_json, compare, format_comparisons, read_prompt_scores
@@ -125,22 +124,20 @@ def _load_prompts(benchmark: str, data: str | None) -> list[BenchmarkPrompt] | l
 
 def _score(args: argparse.Namespace) -> None:
     if args.benchmark == ADVANCEDIF:
-        score_advancedif(args)
-        return
-    check_judge_options(args)
-    items = read_responses(args.responses, load_benchmark(args.benchmark, args.data))
-    try:
-        verdicts = score_responses(items)
-    except MissingNLTKDataError as error:
-        raise SystemExit(f"rtt: error: {error}") from None
-    summary = summarize(args.benchmark, verdicts)
+        verdicts, summary, text = score_advancedif(args)
+    else:
+        check_judge_options(args)
+        items = read_responses(args.responses, load_benchmark(args.benchmark, args.data))
+        try:
+            verdicts = score_responses(items)
+        except MissingNLTKDataError as error:
+            raise SystemExit(f"rtt: error: {error}") from None
+        summary = summarize(args.benchmark, verdicts)
+        text = format_summary(summary)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "verdicts.jsonl", "w", encoding="utf-8") as verdicts_file:
-        for verdict in verdicts:
-            verdicts_file.write(json.dumps(verdict.to_json(), ensure_ascii=False) + "\n")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(format_summary(summary))
+    write_jsonl((verdict.to_json() for verdict in verdicts), out / "verdicts.jsonl")
+    write_json(summary, out / "summary.json")
+    print(text)
     print(f"wrote {out / 'verdicts.jsonl'} and {out / 'summary.json'}")
 
 

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -124,6 +123,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from rubrics2tokens.data.schema import write_json
     from rubrics2tokens.relevance.labels import load_labels
     from rubrics2tokens.relevance.metrics import evaluate_model, format_report
     from rubrics2tokens.relevance.model import RelevanceModel
@@ -132,9 +132,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     report = evaluate_model(RelevanceModel.load(args.model).to_inference(), pairs, batch_size=args.batch_size)
     print(format_report(report))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.out}")
+        print(f"wrote {write_json(report, args.out)}")
 
 
 def _show(args: argparse.Namespace) -> None:

@@ -34,8 +34,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
 from rubrics2tokens.generation.stopping import stop_token_ids
-from rubrics2tokens.data.schema import (DataError, PromptRow, append_jsonl, read_appended_jsonl, read_jsonl,
-                                        write_jsonl)
+from rubrics2tokens.data.schema import (DataError, PromptRow, append_jsonl, by_unique_id, read_appended_jsonl,
+                                        read_jsonl, write_jsonl)
 from rubrics2tokens.relevance.alignment import spans_to_token_mask
 from rubrics2tokens.relevance.model import RelevanceModel
 from rubrics2tokens.verifiers.registry import run_verifier
@@ -102,13 +102,8 @@ def parse_pair(record: Any, path: str | Path = "<memory>", row: int = 1) -> Labe
 def load_labels(path: str | Path) -> list[LabelledPair]:
     """Read a label file; every problem (bad JSON, a missing or ill-typed field, a span outside the
     response, a repeated id) is a `DataError` naming the file, the row and the field."""
-    pairs, seen = [], set()
-    for row, record in read_jsonl(path):
-        pair = parse_pair(record, path, row)
-        if pair.id in seen:
-            raise DataError(path, row, "id", f"{pair.id!r} appears twice")
-        seen.add(pair.id)
-        pairs.append(pair)
+    numbered = ((row, parse_pair(record, path, row)) for row, record in read_jsonl(path))
+    pairs = list(by_unique_id(numbered, path).values())
     if not pairs:
         raise DataError(path, 0, "<file>", "no labelled pairs")
     return pairs
