@@ -66,6 +66,19 @@ def test_sampled_token_frequencies_match_the_filtered_distribution(params):
     assert chi_square < degrees + 5 * (2 * degrees) ** 0.5 + 10, f"chi2 {chi_square:.1f} with {degrees} dof"
 
 
+def test_top_k_keeps_every_token_tied_with_the_kth_as_transformers_does():
+    """Sampling looks only at the top-k survivors: three tokens tied at the 2nd best score must all stay in."""
+    logits = torch.full((1, 40), -5.0)
+    logits[0, [7, 11, 23, 31]] = torch.tensor([2.0, 1.0, 1.0, 1.0])
+    params = SamplingParams(top_k=2)
+    expected = transformers_processors(params)(torch.zeros(1, 0, dtype=torch.long), logits.clone()).softmax(-1)[0]
+    draws = 20_000
+    tokens = next_tokens(logits.expand(draws, -1), params, generator=torch.Generator().manual_seed(3))
+    observed = torch.bincount(tokens, minlength=40).float() / draws
+    assert set(observed.nonzero()[:, 0].tolist()) == {7, 11, 23, 31}
+    torch.testing.assert_close(observed, expected, atol=0.015, rtol=0)
+
+
 @pytest.fixture(scope="module", params=DTYPES, ids=str)
 def tiny(tiny_model_dir, request):
     """The tiny policy in each rollout precision."""
@@ -107,6 +120,31 @@ def test_batches_give_the_same_greedy_result_as_one_pass(tiny):
     chunked = StaticCacheDecoder(model, tokenizer.pad_token_id, [tokenizer.eos_token_id], batch_size=2)
     greedy = SamplingParams(do_sample=False)
     assert one_pass.generate(prompts, 8, greedy) == chunked.generate(prompts, 8, greedy)
+
+
+def test_a_finished_slot_takes_the_next_prompt_and_each_answer_is_its_own(tiny_model_dir):
+    """Continuous batching: 7 prompts through 2 slots, an EOS that ends some answers after a few tokens (so slots
+    are refilled mid-decode, beside a slot still decoding), the repetition penalty's per-slot history reset at
+    each refill. Each answer must equal transformers' generate of that prompt alone, and `on_finished` must
+    report each prompt once, with its own answer."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = ["the river", "write a short story about the blue sea", "*", "Hello, World! keyword keyword",
+             "list three colours", "a", "the quick brown fox jumps over the lazy dog twice"]
+    prompts = [tokenizer(text)["input_ids"] for text in texts]
+    pad, settings = tokenizer.pad_token_id, dict(max_new_tokens=10, do_sample=False, repetition_penalty=1.3)
+    alone = [model.generate(torch.tensor([p]), pad_token_id=pad, **settings)[0, len(p):].tolist() for p in prompts]
+    # the token found in most answers ends them at different points; the others run to the limit
+    eos = max(sorted(set(sum(alone, []))), key=lambda token: sum(token in row for row in alone))
+    reference = [row[: row.index(eos) + 1] if eos in row else row for row in alone]
+    assert sum(len(row) < 10 for row in reference) >= 2, "the EOS must end several answers early"
+    reported = {}
+    decoder = StaticCacheDecoder(model, pad, [eos], batch_size=2)
+    decoded = decoder.decode(prompts, 10, SamplingParams(do_sample=False, repetition_penalty=1.3),
+                             on_finished=lambda index, ids: reported.setdefault(index, ids))
+    assert decoded.completion_ids == reference
+    assert reported == dict(enumerate(reference))
+    assert [len(row) for row in decoded.logprobs] == [len(row) for row in reference]
 
 
 def test_first_sampled_token_follows_the_model_distribution(tiny):

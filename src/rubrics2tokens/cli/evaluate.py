@@ -23,7 +23,7 @@ from rubrics2tokens.data.schema import DataError, read_jsonl, write_json, write_
 from rubrics2tokens.evaluation.advancedif import AdvancedIFPrompt, load_advancedif
 from rubrics2tokens.evaluation.benchmarks import VERIFIER_PREFIXES, BenchmarkPrompt, load_benchmark
 from rubrics2tokens.evaluation.compare import comparisons_json, compare, format_comparisons, read_prompt_scores
-from rubrics2tokens.evaluation.generate import BACKENDS, MissingBackendError, generate_responses
+from rubrics2tokens.evaluation.generate import BACKENDS, DTYPES, MissingBackendError, generate_responses
 from rubrics2tokens.evaluation.scoring import format_summary, score_responses, summarize
 from rubrics2tokens.models.loading import DEFAULT_POLICY, check_model_name
 from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError
@@ -66,8 +66,11 @@ def add_eval_commands(subparsers: Any) -> None:
     run.add_argument("--top-p", type=float, default=0.8, help="nucleus sampling mass")
     run.add_argument("--top-k", type=int, default=20, help="0 disables top-k")
     run.add_argument("--max-new-tokens", type=int, default=512, help="longest response, in tokens")
-    run.add_argument("--batch-size", type=int, default=32, help="sequences (prompt x sample) decoded together")
+    run.add_argument("--batch-size", type=int, default=64, help="sequences (prompt x sample) decoded together")
     run.add_argument("--backend", default="static", choices=BACKENDS, help="how responses are decoded")
+    run.add_argument("--dtype", default="auto", choices=DTYPES,
+                     help="the policy's precision while decoding (auto: bfloat16 where the CPU or GPU computes it "
+                          "natively, else float32)")
     run.add_argument("--limit", type=int, default=None,
                      help=f"only the first N prompts; 0 for all (default: all on a GPU, {CPU_LIMIT} without one)")
     run.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -97,7 +100,8 @@ def _run(args: argparse.Namespace) -> None:
     try:
         generate_responses(prompts, args.model, responses, samples=args.samples, temperature=args.temperature,
                            top_p=args.top_p, top_k=args.top_k, max_new_tokens=args.max_new_tokens,
-                           batch_size=args.batch_size, backend=args.backend, seed=args.seed)
+                           batch_size=args.batch_size, backend=args.backend, seed=args.seed,
+                           dtype=args.dtype)
     except MissingBackendError as error:
         raise SystemExit(f"rtt: error: {error}") from None
     args.responses = str(responses)  # from here on, exactly `rtt eval score` on the file just written

@@ -8,7 +8,8 @@ the file and generates only the missing ones. The generation settings are kept n
 (`settings_path`), and a rerun with other settings is refused rather than mixing two evaluations.
 
 Backends, all with the same sampling settings:
-- ``static``: `StaticCacheDecoder` (the default; the fastest on small models, transformers-exact sampling);
+- ``static``: `StaticCacheDecoder` (the default; the fastest on small models, transformers-exact sampling; its batch
+  never idles: a finished sequence's slot takes the next waiting prompt);
 - ``transformers``: ``model.generate``;
 - ``vllm``: vLLM's offline ``LLM.generate`` (needs ``pip install -e ".[vllm]"``).
 
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 from rubrics2tokens.data.schema import DataError, append_jsonl, read_appended_jsonl
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
+from rubrics2tokens.generation.rollout import has_native_bfloat16
 from rubrics2tokens.generation.stopping import stop_token_ids
 from rubrics2tokens.models.loading import load_policy, load_tokenizer, resolve_model_path
 
@@ -40,13 +42,17 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("static", "transformers", "vllm")
 VLLM_INSTALL_HINT = 'pip install -e ".[vllm]"'
 
-GenerateBatch = Callable[[list[list[int]], Callable[[int, str], None]], None]
-"""A backend: ``generate_batch(prompt_ids, on_response)`` calls ``on_response(index, text)`` once per prompt
-with its response (special tokens removed), as soon as that response is done when the backend can tell
-(``static``), else when its batch is."""
+GenerateAll = Callable[[list[list[int]], Callable[[int, str], None]], None]
+"""A backend: ``generate_all(prompt_ids, on_response)`` answers every prompt, batching as it can, and calls
+``on_response(index, text)`` once per prompt with its response (special tokens removed), as soon as that
+response is done when the backend can tell (``static``), else when its batch is."""
 
-SETTINGS_COMPARED = ("model", "temperature", "top_p", "top_k", "max_new_tokens")
+SETTINGS_COMPARED = ("model", "temperature", "top_p", "top_k", "max_new_tokens", "dtype")
 """Settings that change what a response is: a rerun into the same file must use the same ones."""
+
+DTYPES = ("auto", "float32", "bfloat16")
+"""The policy's precision while generating; ``auto`` is bfloat16 on a CUDA GPU or a CPU that computes it
+natively (AVX512-BF16, AMX), else float32. Files written before this choice existed were float32 on a CPU."""
 
 
 class ChatPrompt(Protocol):
@@ -79,21 +85,25 @@ def settings_path(out_file: Path) -> Path:
 def generate_responses(benchmark_prompts: Sequence[ChatPrompt], model_name_or_path: str,
                        out_file: str | Path, samples: int = 5, temperature: float = 0.7, top_p: float = 0.8,
                        top_k: int = 20, max_new_tokens: int = 2048, batch_size: int = 32,
-                       backend: str = "static", seed: int = 0) -> int:
+                       backend: str = "static", seed: int = 0, dtype: str = "auto") -> int:
     """Append `samples` responses per prompt to `out_file`, skipping the (key, sample) pairs already there.
 
     Defaults are the RTT paper's evaluation setting (temperature 0.7, top-p 0.8, top-k 20, 5 samples);
-    `batch_size` counts sequences (prompt x sample). The settings are kept in `settings_path` and a rerun with
+    `batch_size` counts sequences (prompt x sample) decoded together; ``dtype`` is one of `DTYPES` (the
+    transformers and static backends; vLLM chooses its own). The settings are kept in `settings_path` and a rerun with
     other settings is a `GenerationSettingsMismatch`. Returns how many responses were generated.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {DTYPES}")
     if samples < 1 or temperature < 0 or top_k < 0 or not 0 < top_p <= 1 or max_new_tokens < 1 or batch_size < 1:
         raise ValueError("need samples >= 1, temperature >= 0, top_k >= 0, 0 < top_p <= 1, max_new_tokens >= 1 "
                          "and batch_size >= 1")
     out_file = Path(out_file)
     settings = {"model": model_name_or_path, "temperature": temperature, "top_p": top_p, "top_k": top_k,
-                "max_new_tokens": max_new_tokens, "samples": samples, "seed": seed, "backend": backend}
+                "max_new_tokens": max_new_tokens, "samples": samples, "seed": seed, "backend": backend,
+                "dtype": resolve_dtype(dtype)}
     record_generation_settings(out_file, settings)
     done = read_completed_pairs(out_file)
     pending = [(item, sample) for item in benchmark_prompts for sample in range(samples)
@@ -104,11 +114,20 @@ def generate_responses(benchmark_prompts: Sequence[ChatPrompt], model_name_or_pa
 
     params = SamplingParams(do_sample=False) if temperature == 0 else SamplingParams(
         temperature=temperature, top_p=top_p, top_k=top_k)
-    generate_batch = _BACKEND_FACTORIES[backend](model_name_or_path, params, max_new_tokens, seed)
     tokenizer = load_tokenizer(model_name_or_path)
     prompt_ids = {item.key: chat_prompt_ids(tokenizer, item) for item, _ in pending}
-    _generate_into(out_file, pending, prompt_ids, generate_batch, batch_size)
+    generate_all = _BACKEND_FACTORIES[backend](model_name_or_path, params, max_new_tokens, seed, batch_size,
+                                               settings["dtype"])
+    _generate_into(out_file, pending, prompt_ids, generate_all)
     return len(pending)
+
+
+def resolve_dtype(choice: str) -> str:
+    """The precision ``choice`` (one of `DTYPES`) means on this machine."""
+    if choice != "auto":
+        return choice
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return "bfloat16" if has_native_bfloat16(device) else "float32"
 
 
 def record_generation_settings(out_file: Path, settings: dict[str, Any]) -> None:
@@ -132,22 +151,22 @@ def record_generation_settings(out_file: Path, settings: dict[str, Any]) -> None
 
 
 def _generate_into(out_file: Path, pending: list[tuple[ChatPrompt, int]], prompt_ids: dict[str, list[int]],
-                   generate_batch: GenerateBatch, batch_size: int) -> None:
-    """Answer the pending (prompt, sample) pairs, appending each response as soon as the backend returns it."""
+                   generate_all: GenerateAll) -> None:
+    """Answer the pending (prompt, sample) pairs, appending each response as soon as the backend returns it.
+    Longest prompts first: a batch of similar lengths pads less, and the short ones fill the last slots."""
+    pending = sorted(pending, key=lambda pair: -len(prompt_ids[pair[0].key]))
     unwritten = Counter(item.key for item, _ in pending)  # a prompt is done when its last pending sample is written
     out_file.parent.mkdir(parents=True, exist_ok=True)
     with open(out_file, "a", encoding="utf-8") as out, \
             tqdm(total=len(unwritten), desc="generating", unit="prompt") as progress:
-        for start in range(0, len(pending), batch_size):
-            batch = pending[start:start + batch_size]
 
-            def write(index: int, response: str, batch=batch) -> None:
-                item, sample = batch[index]
-                append_jsonl(out, [{"key": item.key, "prompt": item.prompt, "sample": sample, "response": response}])
-                unwritten[item.key] -= 1
-                progress.update(unwritten[item.key] == 0)
+        def write(index: int, response: str) -> None:
+            item, sample = pending[index]
+            append_jsonl(out, [{"key": item.key, "prompt": item.prompt, "sample": sample, "response": response}])
+            unwritten[item.key] -= 1
+            progress.update(unwritten[item.key] == 0)
 
-            generate_batch([prompt_ids[item.key] for item, _ in batch], write)
+        generate_all([prompt_ids[item.key] for item, _ in pending], write)
 
 
 def read_completed_pairs(out_file: Path) -> set[tuple[str, int]]:
@@ -170,32 +189,31 @@ def chat_prompt_ids(tokenizer: Any, item: ChatPrompt) -> list[int]:
     return tokenizer(text, add_special_tokens=False).input_ids
 
 
-def _load_model(model_name_or_path: str) -> tuple[Any, Any]:
-    """The policy on the GPU in bfloat16 when there is one, else on the CPU in float32."""
+def _load_model(model_name_or_path: str, dtype: str) -> tuple[Any, Any]:
+    """The policy in ``dtype``, on the GPU when there is one."""
+    model, tokenizer = load_policy(model_name_or_path, dtype=dtype)
     if torch.cuda.is_available():
-        model, tokenizer = load_policy(model_name_or_path, dtype="bfloat16")
         model.to("cuda")
-    else:
-        model, tokenizer = load_policy(model_name_or_path)
     return model.eval(), tokenizer
 
 
-def _static_backend(model_name_or_path: str, params: SamplingParams, max_new_tokens: int,
-                    seed: int) -> GenerateBatch:
-    model, tokenizer = _load_model(model_name_or_path)
-    decoder = StaticCacheDecoder(model, tokenizer.pad_token_id, stop_token_ids(tokenizer, model.generation_config))
+def _static_backend(model_name_or_path: str, params: SamplingParams, max_new_tokens: int, seed: int,
+                    batch_size: int, dtype: str) -> GenerateAll:
+    model, tokenizer = _load_model(model_name_or_path, dtype)
+    decoder = StaticCacheDecoder(model, tokenizer.pad_token_id, stop_token_ids(tokenizer, model.generation_config),
+                                 batch_size)
     generator = torch.Generator(device=model.device).manual_seed(seed)
 
-    def generate_batch(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
+    def generate_all(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
         decoder.decode(prompt_ids, max_new_tokens, params, generator, on_finished=lambda index, ids: on_response(
             index, tokenizer.decode(ids, skip_special_tokens=True)))
 
-    return generate_batch
+    return generate_all
 
 
-def _transformers_backend(model_name_or_path: str, params: SamplingParams, max_new_tokens: int,
-                          seed: int) -> GenerateBatch:
-    model, tokenizer = _load_model(model_name_or_path)
+def _transformers_backend(model_name_or_path: str, params: SamplingParams, max_new_tokens: int, seed: int,
+                          batch_size: int, dtype: str) -> GenerateAll:
+    model, tokenizer = _load_model(model_name_or_path, dtype)
     settings: dict[str, Any] = {"do_sample": params.do_sample, "max_new_tokens": max_new_tokens,
                                 "pad_token_id": tokenizer.pad_token_id,
                                 "eos_token_id": stop_token_ids(tokenizer, model.generation_config)}
@@ -203,18 +221,20 @@ def _transformers_backend(model_name_or_path: str, params: SamplingParams, max_n
         settings.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
     torch.manual_seed(seed)  # generate draws from the global generator; it takes no generator argument
 
-    def generate_batch(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
-        batch = tokenizer.pad({"input_ids": prompt_ids}, padding_side="left", return_tensors="pt").to(model.device)
-        output = model.generate(**batch, **settings)
-        for index, text in enumerate(tokenizer.batch_decode(output[:, batch.input_ids.shape[1]:],
-                                                            skip_special_tokens=True)):
-            on_response(index, text)
+    def generate_all(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
+        for start in range(0, len(prompt_ids), batch_size):
+            batch = tokenizer.pad({"input_ids": prompt_ids[start:start + batch_size]}, padding_side="left",
+                                  return_tensors="pt").to(model.device)
+            output = model.generate(**batch, **settings)
+            for index, text in enumerate(tokenizer.batch_decode(output[:, batch.input_ids.shape[1]:],
+                                                                skip_special_tokens=True)):
+                on_response(start + index, text)
 
-    return generate_batch
+    return generate_all
 
 
-def _vllm_backend(model_name_or_path: str, params: SamplingParams, max_new_tokens: int,
-                  seed: int) -> GenerateBatch:
+def _vllm_backend(model_name_or_path: str, params: SamplingParams, max_new_tokens: int, seed: int,
+                  batch_size: int, dtype: str) -> GenerateAll:
     try:
         import vllm
     except ImportError:
@@ -227,13 +247,15 @@ def _vllm_backend(model_name_or_path: str, params: SamplingParams, max_new_token
     sampling = vllm.SamplingParams(n=1, max_tokens=max_new_tokens, temperature=temperature, top_p=params.top_p,
                                    top_k=params.top_k or -1)  # -1: vLLM's "no top-k" in every version
 
-    def generate_batch(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
-        outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], sampling, use_tqdm=False)
-        for index, output in enumerate(outputs):
-            on_response(index, output.outputs[0].text)
+    def generate_all(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
+        for start in range(0, len(prompt_ids), batch_size):  # written per batch, so a kill loses one batch
+            outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids[start:start + batch_size]],
+                                   sampling, use_tqdm=False)
+            for index, output in enumerate(outputs):
+                on_response(start + index, output.outputs[0].text)
 
-    return generate_batch
+    return generate_all
 
 
-_BACKEND_FACTORIES: dict[str, Callable[[str, SamplingParams, int, int], GenerateBatch]] = {
+_BACKEND_FACTORIES: dict[str, Callable[[str, SamplingParams, int, int, int, str], GenerateAll]] = {
     "static": _static_backend, "transformers": _transformers_backend, "vllm": _vllm_backend}

@@ -36,17 +36,53 @@ def process_logits(logits: torch.Tensor, params: SamplingParams, seen: torch.Ten
     ``seen`` ``(B, V)`` bool marks the tokens already in each sequence (prompt and generated), for the
     repetition penalty.
     """
+    scores = _scaled(logits, params, seen)
+    if not params.do_sample:
+        return scores
+    if 0 < params.top_k < scores.shape[-1]:
+        scores = scores.masked_fill(scores < _kth_best(scores, params.top_k), -torch.inf)
+    return _top_p_and_min_p(scores, params)
+
+
+def next_tokens(logits: torch.Tensor, params: SamplingParams, seen: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(B, V)`` logits -> ``(B,)`` token ids: argmax when greedy, else a draw from the filtered softmax.
+
+    With top-k on, top-p, min-p and the draw look only at the top-k survivors (ties at the k-th score
+    included, as transformers keeps them): every other token is already out, and sorting and drawing
+    over the whole vocabulary cost a CPU decode step about as much as the model's forward.
+    """
+    scores = _scaled(logits, params, seen)
+    if not params.do_sample:
+        return scores.argmax(dim=-1)
+    token_ids = None
+    if 0 < params.top_k < scores.shape[-1]:
+        kth_best = _kth_best(scores, params.top_k)
+        survivors = int((scores >= kth_best).sum(dim=-1).max())
+        scores, token_ids = torch.topk(scores, survivors, dim=-1)
+        scores = scores.masked_fill(scores < kth_best, -torch.inf)
+    drawn = _draw(_top_p_and_min_p(scores, params).softmax(dim=-1), generator)
+    return drawn if token_ids is None else token_ids.gather(-1, drawn[:, None])[:, 0]
+
+
+def _scaled(logits: torch.Tensor, params: SamplingParams, seen: torch.Tensor | None) -> torch.Tensor:
+    """Float32 logits after the repetition penalty and, when sampling, the temperature."""
     scores = logits.float()
     if params.repetition_penalty != 1.0 and seen is not None:
         penalized = torch.where(scores < 0, scores * params.repetition_penalty, scores / params.repetition_penalty)
         scores = torch.where(seen, penalized, scores)
-    if not params.do_sample:
-        return scores
-    if params.temperature != 1.0:
+    if params.do_sample and params.temperature != 1.0:
         scores = scores / params.temperature
-    if 0 < params.top_k < scores.shape[-1]:
-        kth_best = torch.topk(scores, params.top_k, dim=-1).values[..., -1:]
-        scores = scores.masked_fill(scores < kth_best, -torch.inf)
+    return scores
+
+
+def _kth_best(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """``(B, 1)``: each row's k-th best score; top-k keeps every score at least that (ties too)."""
+    return torch.topk(scores, k, dim=-1).values[..., -1:]
+
+
+def _top_p_and_min_p(scores: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """The top-p, then min-p filter on ``(B, N)`` scores (any N columns holding every token still in)."""
     if params.top_p < 1.0:
         sorted_scores, order = torch.sort(scores, dim=-1)  # ascending, as transformers
         cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
@@ -62,10 +98,11 @@ def process_logits(logits: torch.Tensor, params: SamplingParams, seen: torch.Ten
     return scores
 
 
-def next_tokens(logits: torch.Tensor, params: SamplingParams, seen: torch.Tensor | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(B, V)`` logits -> ``(B,)`` token ids: argmax when greedy, else a draw from the filtered softmax."""
-    scores = process_logits(logits, params, seen)
-    if not params.do_sample:
-        return scores.argmax(dim=-1)
-    return torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+def _draw(probabilities: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``(B, N)`` -> ``(B,)``: column j with probability p_j, by inverting the cumulative sum at a uniform draw.
+    On a CPU this costs a fraction of `torch.multinomial` over a vocabulary; a column of probability 0 adds
+    nothing to the sum, so it is never drawn."""
+    cumulative = probabilities.cumsum(dim=-1)
+    uniform = torch.rand((probabilities.shape[0], 1), generator=generator, device=probabilities.device)
+    drawn = torch.searchsorted(cumulative, uniform * cumulative[:, -1:], right=True)[:, 0]
+    return drawn.clamp(max=probabilities.shape[-1] - 1)
