@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rubrics2tokens.cli.main import main
+from rubrics2tokens.data.kept_settings import SettingsMismatch
 from rubrics2tokens.evaluation.benchmarks import load_benchmark
 from rubrics2tokens.evaluation.generate import generate_responses
 from tests_paths import IFEVAL_DATA
@@ -118,10 +119,21 @@ def test_a_rerun_with_other_generation_settings_is_refused(tmp_path, tiny_model_
         main([*command[:-1], "9"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
-    assert error == (f"rtt: error: {tmp_path / 'responses.jsonl'} was generated with max_new_tokens=8 "
+    assert error == (f"rtt: error: {tmp_path / 'responses.jsonl'} was written with max_new_tokens=8 "
                      f"({tmp_path / 'responses.settings.json'}); this run asks for max_new_tokens=9. Rerun with "
                      "those settings to continue it, or choose another --out")
     assert (tmp_path / "responses.jsonl").read_text() == kept
+
+
+def test_a_file_from_before_the_dtype_option_continues_only_in_float32(tmp_path, tiny_model_dir):
+    out_file = tmp_path / "responses.jsonl"
+    generate_responses([], str(tiny_model_dir), out_file, samples=1, dtype="float32", **QUICK)
+    settings = json.loads((tmp_path / "responses.settings.json").read_text())
+    del settings["dtype"]  # as written before the option existed (float32 then)
+    (tmp_path / "responses.settings.json").write_text(json.dumps(settings))
+    with pytest.raises(SettingsMismatch, match="dtype='float32'.*this run asks for dtype='bfloat16'"):
+        generate_responses([], str(tiny_model_dir), out_file, samples=1, dtype="bfloat16", **QUICK)
+    generate_responses([], str(tiny_model_dir), out_file, samples=1, dtype="float32", **QUICK)
 
 
 def test_each_response_is_written_as_it_completes(tmp_path, untied_model_dir, prompts):

@@ -160,12 +160,17 @@ def test_rtt_train_trains_on_the_extracted_rows(tmp_path, tiny_model_dir):
     assert families and all("ifeval" in family for family in families), families
 
 
-def test_a_rerun_with_other_settings_is_refused(tmp_path):
+def test_a_rerun_with_other_settings_is_refused(tmp_path, capsys):
     prompts = write_prompts(tmp_path / "prompts.jsonl", {"limerick": PROMPTS["limerick"]})
     out = tmp_path / "rows.jsonl"
     generate(prompts, out)
-    with RubricServer() as server, pytest.raises(SystemExit, match="was written with"):
+    kept = out.read_text()
+    with RubricServer() as server, pytest.raises(SystemExit) as exit_info:
         generate(prompts, out, "--base-url", server.base_url, "--model", "gen")
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"rtt: error: {out} was written with generator=None")
+    assert out.read_text() == kept
 
 
 @pytest.mark.parametrize("options, message", [

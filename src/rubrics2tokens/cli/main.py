@@ -17,7 +17,7 @@ from rubrics2tokens.cli.rubrics import add_rubrics_commands
 from rubrics2tokens.cli.study import add_study_commands
 from rubrics2tokens.config import ConfigError, load_run_config
 from rubrics2tokens.data.schema import DataError
-from rubrics2tokens.evaluation.generate import GenerationSettingsMismatch
+from rubrics2tokens.data.kept_settings import SettingsMismatch
 from rubrics2tokens.models.loading import ModelNotFoundError
 from rubrics2tokens.verifiers.ifeval import MissingNLTKDataError
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.run(args)
     # a user's input or setup at fault: one line, exit code 2, no traceback
-    except (ConfigError, DataError, FileNotFoundError, GenerationSettingsMismatch, MissingNLTKDataError,
+    except (ConfigError, DataError, FileNotFoundError, SettingsMismatch, MissingNLTKDataError,
             ModelNotFoundError) as error:
         print(f"rtt: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -58,7 +58,7 @@ def add_rubrics_commands(subparsers: Any) -> None:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from rubrics2tokens.rubrics.generate import RubricSettingsMismatch, generate_rubric_rows, read_prompts
+    from rubrics2tokens.rubrics.generate import generate_rubric_rows, read_prompts
 
     generator = _generator(args)
     try:
@@ -66,8 +66,6 @@ def _generate(args: argparse.Namespace) -> None:
             read_prompts(args.prompts), args.out, generator, rubrics_per_prompt=args.rubrics_per_prompt,
             extraction=not args.no_extraction, attempts=args.attempts,
             batch_size=args.batch_size if args.local else args.concurrency)
-    except RubricSettingsMismatch as error:
-        raise SystemExit(f"rtt: error: {error}") from None
     finally:
         if generator is not None:
             generator.close()

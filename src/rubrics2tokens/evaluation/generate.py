@@ -5,7 +5,7 @@ benchmark gives one) and is answered `samples` times. Each response is appended 
 as it is done (the ``static`` backend tells each sequence's end; the others return a batch at once), so a
 killed run loses only the responses still being decoded: a rerun keeps every (key, sample) pair already in
 the file and generates only the missing ones. The generation settings are kept next to the file
-(`settings_path`), and a rerun with other settings is refused rather than mixing two evaluations.
+(`data.kept_settings`), and a rerun with other settings is refused rather than mixing two evaluations.
 
 Backends, all with the same sampling settings:
 - ``static``: `StaticCacheDecoder` (the default; the fastest on small models, transformers-exact sampling; its batch
@@ -21,7 +21,6 @@ run would have sampled (they follow the same distribution).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
+from rubrics2tokens.data.kept_settings import keep_settings
 from rubrics2tokens.data.schema import DataError, append_jsonl, read_appended_jsonl
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
 from rubrics2tokens.generation.rollout import has_native_bfloat16
@@ -73,15 +73,6 @@ class MissingBackendError(ImportError):
     """The chosen backend's package is not installed."""
 
 
-class GenerationSettingsMismatch(ValueError):
-    """A responses file is being continued with other generation settings than it was started with."""
-
-
-def settings_path(out_file: Path) -> Path:
-    """Where the generation settings of a responses file are kept: ``responses.settings.json`` next to it."""
-    return out_file.with_suffix(".settings.json")
-
-
 def generate_responses(benchmark_prompts: Sequence[ChatPrompt], model_name_or_path: str,
                        out_file: str | Path, samples: int = 5, temperature: float = 0.7, top_p: float = 0.8,
                        top_k: int = 20, max_new_tokens: int = 2048, batch_size: int = 32,
@@ -90,8 +81,8 @@ def generate_responses(benchmark_prompts: Sequence[ChatPrompt], model_name_or_pa
 
     Defaults are the RTT paper's evaluation setting (temperature 0.7, top-p 0.8, top-k 20, 5 samples);
     `batch_size` counts sequences (prompt x sample) decoded together; ``dtype`` is one of `DTYPES` (the
-    transformers and static backends; vLLM chooses its own). The settings are kept in `settings_path` and a rerun with
-    other settings is a `GenerationSettingsMismatch`. Returns how many responses were generated.
+    transformers and static backends; vLLM chooses its own). The settings are kept in ``responses.settings.json``; a rerun
+    with other settings is a `SettingsMismatch`. Returns how many responses were generated.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
@@ -104,7 +95,7 @@ def generate_responses(benchmark_prompts: Sequence[ChatPrompt], model_name_or_pa
     settings = {"model": model_name_or_path, "temperature": temperature, "top_p": top_p, "top_k": top_k,
                 "max_new_tokens": max_new_tokens, "samples": samples, "seed": seed, "backend": backend,
                 "dtype": resolve_dtype(dtype)}
-    record_generation_settings(out_file, settings)
+    keep_settings(out_file, settings, SETTINGS_COMPARED, defaults={"dtype": "float32"})
     done = read_completed_pairs(out_file)
     pending = [(item, sample) for item in benchmark_prompts for sample in range(samples)
                if (item.key, sample) not in done]
@@ -128,26 +119,6 @@ def resolve_dtype(choice: str) -> str:
         return choice
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return "bfloat16" if has_native_bfloat16(device) else "float32"
-
-
-def record_generation_settings(out_file: Path, settings: dict[str, Any]) -> None:
-    """Keep ``settings`` next to the responses file, or check them against those kept there: continuing a file
-    with other sampling settings would silently mix two evaluations."""
-    path = settings_path(out_file)
-    if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        differ = [key for key in SETTINGS_COMPARED if recorded.get(key) != settings[key]]
-        if differ:
-            was = ", ".join(f"{key}={recorded.get(key)!r}" for key in differ)
-            now = ", ".join(f"{key}={settings[key]!r}" for key in differ)
-            raise GenerationSettingsMismatch(
-                f"{out_file} was generated with {was} ({path}); this run asks for {now}. Rerun with those settings "
-                "to continue it, or choose another --out")
-    elif out_file.is_file() and out_file.stat().st_size:
-        raise GenerationSettingsMismatch(f"{out_file} holds responses but no {path.name} says how they were "
-                                         "generated; choose another --out, or move the file away")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 
 def _generate_into(out_file: Path, pending: list[tuple[ChatPrompt, int]], prompt_ids: dict[str, list[int]],

@@ -16,12 +16,12 @@ The settings (generator, K, extraction) are kept in ``OUT.settings.json``; a rer
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+from rubrics2tokens.data.kept_settings import keep_settings
 from rubrics2tokens.data.schema import (DataError, PromptRow, Rubric, append_jsonl, by_unique_id, parse_row,
                                         read_appended_jsonl, read_jsonl, write_jsonl)
 from rubrics2tokens.rubrics.extract import extract_rubrics
@@ -32,10 +32,6 @@ logger = logging.getLogger(__name__)
 
 GENERATED_SOURCE = "generated"
 """The ``source`` of the written rows (an input's own source could name a HIR-16K type, whose layout differs)."""
-
-
-class RubricSettingsMismatch(ValueError):
-    """An output file is being continued with other settings than it was started with."""
 
 
 @dataclass
@@ -70,10 +66,6 @@ def rejected_path(out: Path) -> Path:
     return out.with_suffix(".rejected.jsonl")
 
 
-def settings_path(out: Path) -> Path:
-    return out.with_suffix(".settings.json")
-
-
 def read_prompts(path: str | Path) -> list[PromptRow]:
     """The prompts of a JSONL file: rows of our schema (any rubrics they have are ignored) or just ``id`` and
     ``prompt`` or ``messages``; ids must be unique (they say which prompts a rerun has done)."""
@@ -98,7 +90,7 @@ def generate_rubric_rows(prompts: list[PromptRow], out: str | Path, generator: G
         raise ValueError("with no generator, the extraction is all there is: it cannot be turned off")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, {"generator": None if generator is None else generator.name,
+    keep_settings(out, {"generator": None if generator is None else generator.name,
                           "rubrics_per_prompt": None if generator is None else rubrics_per_prompt,
                           "extraction": extraction})
     done = {str(record.get("id")) for _, record in read_appended_jsonl(out)}
@@ -203,18 +195,3 @@ def _drop_rejections_without_row(out: Path, done: set[str]) -> None:
     kept = [record for record in records if str(record.get("id")) in done]
     if len(kept) < len(records):
         write_jsonl(kept, path)
-
-
-def _check_settings(out: Path, settings: dict[str, Any]) -> None:
-    """Keep the run's settings next to the output, or check them against those kept there."""
-    path = settings_path(out)
-    if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        if recorded != settings:
-            raise RubricSettingsMismatch(f"{out} was written with {recorded} ({path}); this run asks for {settings}. "
-                                         "Rerun with those settings, or write to another --out")
-        return
-    if out.is_file() and out.stat().st_size > 0:
-        raise RubricSettingsMismatch(f"{out} holds rows but no {path.name} says how they were written; write to "
-                                     "another --out")
-    path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
