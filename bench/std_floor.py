@@ -38,20 +38,11 @@ import platform
 import statistics
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
-from accelerate import Accelerator
+from testbed_batch import sample_testbed_batch, source_weights, token_credit
 
-from rubrics2tokens.data.synthetic import generate_rows
-from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
-from rubrics2tokens.generation.stopping import stop_token_ids
-from rubrics2tokens.models import DEFAULT_POLICY, load_policy
-from rubrics2tokens.relevance.sources import RelevanceInputs, build_relevance_source
-from rubrics2tokens.scoring.router import RoutingScorer
-from rubrics2tokens.trainer.rtt_grpo import credit_mask, rtt_token_advantages
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from rubrics2tokens.models import DEFAULT_POLICY
 
 SOURCES = ("oracle", "random", "model", "contrast")
 PARTITIONS = ("intra_sample", "inter_sample", "group_pooled", "rubric_softmax")
@@ -69,22 +60,6 @@ def parse_args(argv=None):
     parser.add_argument("--threshold", type=float, default=0.5, help="relevance_threshold")
     parser.add_argument("--json", type=Path, help="also write the table here")
     return parser.parse_args(argv)
-
-
-def sample(model, tokenizer, rows, group_size, max_new_tokens, seed):
-    """``(B, T)`` completion ids and mask, right-padded, B = rows x group_size, each group contiguous."""
-    prompts = [tokenizer.apply_chat_template(row.messages, add_generation_prompt=True, tokenize=True,
-                                             return_dict=False) for row in rows for _ in range(group_size)]
-    decoder = StaticCacheDecoder(model, tokenizer.pad_token_id, stop_token_ids(tokenizer, model.generation_config),
-                                 batch_size=64)
-    completions = decoder.generate(prompts, max_new_tokens, SamplingParams(temperature=1.0),
-                                   generator=torch.Generator().manual_seed(seed))
-    width = max(map(len, completions))
-    ids = torch.full((len(completions), width), tokenizer.pad_token_id)
-    mask = torch.zeros((len(completions), width), dtype=torch.long)
-    for i, completion in enumerate(completions):
-        ids[i, :len(completion)], mask[i, :len(completion)] = torch.tensor(completion), 1
-    return ids, mask
 
 
 def z_score_sets(partition, signs, weights, valid, rubric_w, group_size):
@@ -119,8 +94,9 @@ def z_score_sets(partition, signs, weights, valid, rubric_w, group_size):
     return [(values.double().std(unbiased=False).item(), rows) for values, rows in sets if values.numel()]
 
 
-def measure(weights, token_mask, scored, args, accelerator):
+def measure(batch, weights, token_mask, args):
     """``{partition: {floor: figures}}`` for one source's weights, and its (B, K) rows that flag a token."""
+    scored = batch.scored
     signs = (2 * scored.verdicts - 1).nan_to_num(0.0)
     # As rtt_token_advantages: a row flagging no token of the mask leaves the average over rubrics.
     flags = ((weights > args.threshold) & token_mask[:, None, :]).any(dim=-1)
@@ -128,11 +104,8 @@ def measure(weights, token_mask, scored, args, accelerator):
     results = {}
     for partition in PARTITIONS:
         sets = z_score_sets(partition, signs, weights.nan_to_num(0.0), token_mask, rubric_w, args.group_size)
-        advantages = {floor: rtt_token_advantages(
-            accelerator, scored.verdicts, scored.rubric_weights, weights, token_mask.float(), args.group_size,
-            SimpleNamespace(relevance_threshold=args.threshold, token_partition=partition, token_softmax_tau=1.0,
-                            token_std_floor=floor))
-            for floor in (0.0, *args.floors)}
+        advantages = {floor: token_credit(batch, weights, token_mask, partition, args.threshold, floor)
+                      for floor in (0.0, *args.floors)}
         results[partition] = {}
         for floor in args.floors:
             damped = [(std, rows) for std, rows in sets if 0 < std < floor]
@@ -152,31 +125,14 @@ def measure(weights, token_mask, scored, args, accelerator):
 def main(argv=None):
     args = parse_args(argv)
     load_at_start, start = os.getloadavg(), time.perf_counter()
-    rows = generate_rows(args.num_prompts, seed=args.seed)
-    model, tokenizer = load_policy(args.policy)
-    model.eval()
-    completion_ids, completion_mask = sample(model, tokenizer, rows, args.group_size, args.max_new_tokens, args.seed)
-    texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)  # as TRL decodes (padding is special)
-    group_rows = [row for row in rows for _ in range(args.group_size)]
-    scored = RoutingScorer(mode="verifiers").score([row.prompt for row in group_rows], texts,
-                                                   [row.rubrics for row in group_rows])
-    inputs = RelevanceInputs(completion_ids, completion_mask, scored, [row.messages for row in group_rows])
-    special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)))
-    stop_ids = torch.tensor(stop_token_ids(tokenizer, model.generation_config))
-    print(f"sampled {len(texts)} responses ({int(completion_mask.sum(1).float().mean())} tokens on average, "
-          f"{(completion_mask.sum(1) == args.max_new_tokens).float().mean():.0%} at the limit), "
-          f"{time.perf_counter() - start:.0f} s", flush=True)
+    batch = sample_testbed_batch(args.policy, args.num_prompts, args.seed, args.group_size, args.max_new_tokens)
+    print(f"sampled {batch.describe()}, {time.perf_counter() - start:.0f} s", flush=True)
 
     table, timings = {}, {}
-    accelerator = Accelerator(cpu=True)  # one process: rtt_token_advantages' gathers return the batch as it is
     for name in SOURCES:
         source_start = time.perf_counter()
-        source = build_relevance_source(name, tokenizer, seed=args.seed, model_path=args.relevance_model,
-                                        policy=model)
-        weights = source(inputs)
-        token_mask = credit_mask(completion_ids, completion_mask, scored, special_ids, stop_ids,
-                                 getattr(source, "flags_stop", False))
-        table[name], flags = measure(weights, token_mask, scored, args, accelerator)
+        weights, token_mask = source_weights(batch, name, args.seed, args.relevance_model)
+        table[name], flags = measure(batch, weights, token_mask, args)
         timings[name] = time.perf_counter() - source_start
         if name == "oracle":
             flagged = ((weights > args.threshold) & token_mask[:, None, :]).sum(dim=-1)[flags].tolist()
