@@ -21,6 +21,7 @@ from rubrics2tokens.config import ConfigError
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.models import DEFAULT_POLICY, MINILM_BACKBONE
 from rubrics2tokens.relevance import training
+from rubrics2tokens.relevance.training import loop
 from rubrics2tokens.relevance.labels import label_with_verifiers, load_labels, token_labels, write_labels
 from rubrics2tokens.relevance.metrics import (auroc, label_runs, matched_spans, relevance_report, span_iou,
                                               summarize)
@@ -212,10 +213,10 @@ def test_an_interrupted_run_resumes_to_the_same_model(trained, tiny_model_dir, l
         calls.append(1)
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(training, "train_step", killed_at_step_seven)
+    monkeypatch.setattr(loop, "train_step", killed_at_step_seven)
     with pytest.raises(KeyboardInterrupt):
         train_relevance_model(config)
-    monkeypatch.setattr(training, "train_step", real_step)
+    monkeypatch.setattr(loop, "train_step", real_step)
     with pytest.raises(ConfigError, match="--resume"):
         train_relevance_model(config)
     train_relevance_model(config, resume=True)

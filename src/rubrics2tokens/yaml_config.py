@@ -1,7 +1,7 @@
 """YAML files mapped onto dataclasses: strict keys, checked types, ``key=value`` overrides.
 
 The machinery under every configuration file of the project (the RL run config in `rubrics2tokens.config`,
-the relevance-model training config in `rubrics2tokens.relevance.training_config`). It knows no section
+the relevance-model training config in `rubrics2tokens.relevance.training.config`). It knows no section
 of either, so it sits at the bottom of the import graph. Unknown keys and ill-typed values are errors
 that name the file and the key.
 """

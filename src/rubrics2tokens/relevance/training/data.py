@@ -16,7 +16,7 @@ import torch
 
 from rubrics2tokens.relevance.labels import LabelledPair, load_labels, token_labels
 from rubrics2tokens.relevance.model import RelevanceModel
-from rubrics2tokens.relevance.training_config import RelevanceTrainingConfig
+from rubrics2tokens.relevance.training.config import RelevanceTrainingConfig
 from rubrics2tokens.yaml_config import ConfigError
 
 IGNORE_INDEX = -100

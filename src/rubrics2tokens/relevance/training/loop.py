@@ -1,24 +1,4 @@
-"""Training the relevance model: labelled pairs -> token labels -> binary cross-entropy -> best checkpoint.
-
-The pieces: the configuration (`training_config`), pairs -> labelled model inputs and batches
-(`training_data`), the starting model (`training_model`) and what is saved (`training_checkpoints`).
-This module is the loop, plain torch:
-
-    for each step: a batch of similar-length inputs -> logits (B, L) -> BCEWithLogits(pos_weight)
-                   on labelled tokens -> AdamW step -> linear warmup/decay of the learning rate
-    every eval_every steps: metrics on the held-out pairs; the best span F1 so far is saved as best/
-
-``output_dir`` holds:
-
-- ``best/``: the `RelevanceModel` with the best held-out span F1 (load it with `RelevanceModel.load`),
-  with its metrics in ``best/eval_metrics.json``;
-- ``last/state.pt``: everything a killed run needs to continue (weights, optimizer, scheduler, step,
-  best score, RNG state), written every ``save_every`` steps, at every evaluation and at the end;
-  the data order is a function of (seed, epoch), so it needs no saving;
-- ``metrics.jsonl``: one record per ``log_every`` steps (loss, learning rate) and per evaluation,
-  written together with ``last`` so that after a resume the log holds each step once;
-- ``training_config.json``: the resolved configuration.
-"""
+"""The training loop of the relevance model, plain torch (the package docstring has the whole picture)."""
 
 from __future__ import annotations
 
@@ -36,21 +16,13 @@ from transformers import get_linear_schedule_with_warmup
 from rubrics2tokens.relevance.labels import LabelledPair
 from rubrics2tokens.relevance.metrics import evaluate_model, format_report
 from rubrics2tokens.relevance.model import RelevanceModel
-from rubrics2tokens.relevance.training_checkpoints import (METRICS_FILE, STATE_FILE, Progress, restore_last, save_best,
+from rubrics2tokens.relevance.training.checkpoints import (METRICS_FILE, STATE_FILE, Progress, restore_last, save_best,
                                                            save_last)
-from rubrics2tokens.relevance.training_config import (CAPITAL_MARK, RelevanceTrainingConfig,
-                                                      load_training_config)
-from rubrics2tokens.relevance.training_data import (IGNORE_INDEX, SORT_CHUNK_BATCHES, Example, build_examples, collate,
-                                                    epoch_batches, load_pairs, positive_weight, split_by_prompt)
-from rubrics2tokens.relevance.training_model import adapt_tokenizer, build_model
+from rubrics2tokens.relevance.training.config import RelevanceTrainingConfig
+from rubrics2tokens.relevance.training.data import (IGNORE_INDEX, build_examples, collate, epoch_batches, load_pairs,
+                                                    positive_weight)
+from rubrics2tokens.relevance.training.starting_model import build_model
 from rubrics2tokens.yaml_config import ConfigError
-
-# the names of the pieces stay importable from here, where they lived before the split
-__all__ = ["CAPITAL_MARK", "IGNORE_INDEX", "METRICS_FILE", "SORT_CHUNK_BATCHES", "STATE_FILE", "Example", "Progress",
-           "RelevanceTrainingConfig", "adapt_tokenizer", "build_examples", "build_model", "build_optimizer", "collate",
-           "epoch_batches", "evaluate_and_keep_best", "load_pairs", "load_training_config", "positive_weight",
-           "restore_last", "save_best", "save_last", "split_by_prompt", "token_loss", "train_relevance_model",
-           "train_step"]
 
 
 def build_optimizer(model: torch.nn.Module, config: RelevanceTrainingConfig) -> torch.optim.AdamW:

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer, normalizers
 from transformers import AddedToken, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from rubrics2tokens.relevance.model import RelevanceModel
-from rubrics2tokens.relevance.training_config import CAPITAL_MARK, RelevanceTrainingConfig
+from rubrics2tokens.relevance.training.config import CAPITAL_MARK, RelevanceTrainingConfig
 
 
 def build_model(config: RelevanceTrainingConfig) -> RelevanceModel:
