@@ -26,9 +26,8 @@ import platform
 import time
 from pathlib import Path
 
-from testbed_batch import sample_testbed_batch, source_weights, token_credit
+from testbed_batch import add_batch_options, sample_testbed_batch, source_weights, token_credit
 
-from rubrics2tokens.models import DEFAULT_POLICY
 from rubrics2tokens.relevance.agreement import credit_agreement, oracle_token_sets, summarize_agreement
 
 SOURCES = ("oracle", "random", "contrast", "model")
@@ -37,11 +36,7 @@ PARTITIONS = ("intra_sample", "signed")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num-prompts", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=1, help="testbed prompts, sampling and random-source seed")
-    parser.add_argument("--group-size", type=int, default=4, help="responses per prompt (num_generations)")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="max_completion_length")
-    parser.add_argument("--policy", default=DEFAULT_POLICY)
+    add_batch_options(parser)
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     parser.add_argument("--partitions", nargs="+", default=list(PARTITIONS))
     parser.add_argument("--relevance-model", help="folder of a trained relevance model, for the model source")

@@ -40,9 +40,8 @@ import time
 from pathlib import Path
 
 import torch
-from testbed_batch import sample_testbed_batch, source_weights, token_credit
+from testbed_batch import add_batch_options, sample_testbed_batch, source_weights, token_credit
 
-from rubrics2tokens.models import DEFAULT_POLICY
 
 SOURCES = ("oracle", "random", "model", "contrast")
 PARTITIONS = ("intra_sample", "inter_sample", "group_pooled", "rubric_softmax")
@@ -50,11 +49,7 @@ PARTITIONS = ("intra_sample", "inter_sample", "group_pooled", "rubric_softmax")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num-prompts", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=1, help="testbed prompts and sampling seed")
-    parser.add_argument("--group-size", type=int, default=4, help="responses per prompt (num_generations)")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="max_completion_length")
-    parser.add_argument("--policy", default=DEFAULT_POLICY)
+    add_batch_options(parser)
     parser.add_argument("--relevance-model", default="runs/relevance/minilm/best", help="for the model source")
     parser.add_argument("--floors", type=float, nargs="+", default=[0.05, 0.01], help="token_std_floor values")
     parser.add_argument("--threshold", type=float, default=0.5, help="relevance_threshold")

@@ -10,6 +10,7 @@ advantages ``(B, T)`` of `rtt_token_advantages` itself (a row that flags nothing
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from accelerate import Accelerator
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
 from rubrics2tokens.generation.stopping import stop_token_ids
-from rubrics2tokens.models import load_policy
+from rubrics2tokens.models import DEFAULT_POLICY, load_policy
 from rubrics2tokens.relevance.sources import RelevanceInputs, build_relevance_source
 from rubrics2tokens.scoring.router import RoutingScorer
 from rubrics2tokens.scoring.scorer import ScoredBatch
@@ -49,6 +50,16 @@ class TestbedBatch:
         lengths = self.inputs.completion_mask.sum(1)
         return (f"{len(self.texts)} responses ({int(lengths.float().mean())} tokens on average, "
                 f"{(lengths == self.max_new_tokens).float().mean():.0%} at the limit)")
+
+
+def add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `sample_testbed_batch`, for a bench script's parser."""
+    parser.add_argument("--num-prompts", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=1,
+                        help="testbed prompts and sampling seed (1: prompts the relevance model was not trained on)")
+    parser.add_argument("--group-size", type=int, default=4, help="responses per prompt (num_generations)")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="max_completion_length")
+    parser.add_argument("--policy", default=DEFAULT_POLICY)
 
 
 def sample(model, tokenizer, rows, group_size, max_new_tokens, seed):
