@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from rubrics2tokens.data.kept_settings import keep_settings
 from rubrics2tokens.data.schema import DataError, append_jsonl, read_appended_jsonl
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
-from rubrics2tokens.generation.rollout import has_native_bfloat16
+from rubrics2tokens.generation.rollout import ROLLOUT_DTYPES, resolve_rollout_dtype
 from rubrics2tokens.generation.stopping import stop_token_ids
 from rubrics2tokens.models.loading import load_policy, load_tokenizer, resolve_model_path
 
@@ -50,9 +50,10 @@ response is done when the backend can tell (``static``), else when its batch is.
 SETTINGS_COMPARED = ("model", "temperature", "top_p", "top_k", "max_new_tokens", "dtype")
 """Settings that change what a response is: a rerun into the same file must use the same ones."""
 
-DTYPES = ("auto", "float32", "bfloat16")
-"""The policy's precision while generating; ``auto`` is bfloat16 on a CUDA GPU or a CPU that computes it
-natively (AVX512-BF16, AMX), else float32. Files written before this choice existed were float32 on a CPU."""
+DTYPES = ROLLOUT_DTYPES
+"""The policy's precision while generating, chosen as for rollouts: ``auto`` is bfloat16 on a CUDA GPU or a CPU
+that computes it natively (AVX512-BF16, AMX), else float32. Files written before this choice existed were
+float32 on a CPU."""
 
 
 class ChatPrompt(Protocol):
@@ -81,8 +82,9 @@ def generate_responses(benchmark_prompts: Sequence[ChatPrompt], model_name_or_pa
 
     Defaults are the RTT paper's evaluation setting (temperature 0.7, top-p 0.8, top-k 20, 5 samples);
     `batch_size` counts sequences (prompt x sample) decoded together; ``dtype`` is one of `DTYPES` (the
-    transformers and static backends; vLLM chooses its own). The settings are kept in ``responses.settings.json``; a rerun
-    with other settings is a `SettingsMismatch`. Returns how many responses were generated.
+    transformers and static backends; vLLM chooses its own). The settings are kept next to ``out_file``
+    (``responses.settings.json``); a rerun with other settings is a `SettingsMismatch`. Returns how many
+    responses were generated.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
@@ -115,10 +117,8 @@ def generate_responses(benchmark_prompts: Sequence[ChatPrompt], model_name_or_pa
 
 def resolve_dtype(choice: str) -> str:
     """The precision ``choice`` (one of `DTYPES`) means on this machine."""
-    if choice != "auto":
-        return choice
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return "bfloat16" if has_native_bfloat16(device) else "float32"
+    return str(resolve_rollout_dtype(choice, torch.float32, device)).removeprefix("torch.")
 
 
 def _generate_into(out_file: Path, pending: list[tuple[ChatPrompt, int]], prompt_ids: dict[str, list[int]],
@@ -192,16 +192,12 @@ def _transformers_backend(model_name_or_path: str, params: SamplingParams, max_n
         settings.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
     torch.manual_seed(seed)  # generate draws from the global generator; it takes no generator argument
 
-    def generate_all(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
-        for start in range(0, len(prompt_ids), batch_size):
-            batch = tokenizer.pad({"input_ids": prompt_ids[start:start + batch_size]}, padding_side="left",
-                                  return_tensors="pt").to(model.device)
-            output = model.generate(**batch, **settings)
-            for index, text in enumerate(tokenizer.batch_decode(output[:, batch.input_ids.shape[1]:],
-                                                                skip_special_tokens=True)):
-                on_response(start + index, text)
+    def generate_batch(prompt_ids: list[list[int]]) -> list[str]:
+        batch = tokenizer.pad({"input_ids": prompt_ids}, padding_side="left", return_tensors="pt").to(model.device)
+        output = model.generate(**batch, **settings)
+        return tokenizer.batch_decode(output[:, batch.input_ids.shape[1]:], skip_special_tokens=True)
 
-    return generate_all
+    return _in_batches(generate_batch, batch_size)
 
 
 def _vllm_backend(model_name_or_path: str, params: SamplingParams, max_new_tokens: int, seed: int,
@@ -218,12 +214,21 @@ def _vllm_backend(model_name_or_path: str, params: SamplingParams, max_new_token
     sampling = vllm.SamplingParams(n=1, max_tokens=max_new_tokens, temperature=temperature, top_p=params.top_p,
                                    top_k=params.top_k or -1)  # -1: vLLM's "no top-k" in every version
 
+    def generate_batch(prompt_ids: list[list[int]]) -> list[str]:
+        outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], sampling, use_tqdm=False)
+        return [output.outputs[0].text for output in outputs]
+
+    return _in_batches(generate_batch, batch_size)
+
+
+def _in_batches(generate_batch: Callable[[list[list[int]]], list[str]], batch_size: int) -> GenerateAll:
+    """A backend from one that answers a batch at once: ``batch_size`` prompts a call, each batch's responses
+    handed over when it returns (so a kill loses at most one batch)."""
+
     def generate_all(prompt_ids: list[list[int]], on_response: Callable[[int, str], None]) -> None:
-        for start in range(0, len(prompt_ids), batch_size):  # written per batch, so a kill loses one batch
-            outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids[start:start + batch_size]],
-                                   sampling, use_tqdm=False)
-            for index, output in enumerate(outputs):
-                on_response(start + index, output.outputs[0].text)
+        for start in range(0, len(prompt_ids), batch_size):
+            for index, text in enumerate(generate_batch(prompt_ids[start:start + batch_size])):
+                on_response(start + index, text)
 
     return generate_all
 

@@ -189,7 +189,7 @@ class _Slots:
         taken.__dict__.update(self.__dict__)
         taken.count, taken.rows = len(kept), self.rows[:len(kept)]
         taken.cache = SlotCache(self.model.config, taken.count, self.mask.shape[-1], self.device)
-        taken.cache.fill_slots(taken.rows, self.cache, self.mask.shape[-1], rows=kept)
+        taken.cache.fill_slots(taken.rows, self.cache, self.window(), rows=kept)  # nothing is cached beyond it
         taken.cache.write_positions.copy_(self.cache.write_positions[kept])
         for name in ("mask", "positions", "active", "lengths", "generated", "logprobs", "seen"):
             value = getattr(self, name)

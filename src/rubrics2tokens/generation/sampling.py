@@ -31,7 +31,7 @@ class SamplingParams:
 
 
 def process_logits(logits: torch.Tensor, params: SamplingParams, seen: torch.Tensor | None = None) -> torch.Tensor:
-    """``(B, V)`` float32 logits -> scores where filtered-out tokens are -inf.
+    """``(B, V)`` float32 logits -> scores where filtered-out tokens are -inf: what `next_tokens` draws from.
 
     ``seen`` ``(B, V)`` bool marks the tokens already in each sequence (prompt and generated), for the
     repetition penalty.
@@ -39,29 +39,18 @@ def process_logits(logits: torch.Tensor, params: SamplingParams, seen: torch.Ten
     scores = _scaled(logits, params, seen)
     if not params.do_sample:
         return scores
-    if 0 < params.top_k < scores.shape[-1]:
-        scores = scores.masked_fill(scores < _kth_best(scores, params.top_k), -torch.inf)
-    return _top_p_and_min_p(scores, params)
+    filtered, token_ids = _filtered(scores, params)
+    return filtered if token_ids is None else torch.full_like(scores, -torch.inf).scatter_(-1, token_ids, filtered)
 
 
 def next_tokens(logits: torch.Tensor, params: SamplingParams, seen: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(B, V)`` logits -> ``(B,)`` token ids: argmax when greedy, else a draw from the filtered softmax.
-
-    With top-k on, top-p, min-p and the draw look only at the top-k survivors (ties at the k-th score
-    included, as transformers keeps them): every other token is already out, and sorting and drawing
-    over the whole vocabulary cost a CPU decode step about as much as the model's forward.
-    """
+    """``(B, V)`` logits -> ``(B,)`` token ids: argmax when greedy, else a draw from the filtered softmax."""
     scores = _scaled(logits, params, seen)
     if not params.do_sample:
         return scores.argmax(dim=-1)
-    token_ids = None
-    if 0 < params.top_k < scores.shape[-1]:
-        kth_best = _kth_best(scores, params.top_k)
-        survivors = int((scores >= kth_best).sum(dim=-1).max())
-        scores, token_ids = torch.topk(scores, survivors, dim=-1)
-        scores = scores.masked_fill(scores < kth_best, -torch.inf)
-    drawn = _draw(_top_p_and_min_p(scores, params).softmax(dim=-1), generator)
+    filtered, token_ids = _filtered(scores, params)
+    drawn = _draw(filtered.softmax(dim=-1), generator)
     return drawn if token_ids is None else token_ids.gather(-1, drawn[:, None])[:, 0]
 
 
@@ -76,9 +65,21 @@ def _scaled(logits: torch.Tensor, params: SamplingParams, seen: torch.Tensor | N
     return scores
 
 
-def _kth_best(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """``(B, 1)``: each row's k-th best score; top-k keeps every score at least that (ties too)."""
-    return torch.topk(scores, k, dim=-1).values[..., -1:]
+def _filtered(scores: torch.Tensor, params: SamplingParams) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Top-k, top-p and min-p on ``(B, V)`` scaled scores: ``(B, N)`` scores (-inf where filtered out) and the
+    ``(B, N)`` token ids of their columns, or None when the columns are the whole vocabulary.
+
+    With top-k on, only the top-k survivors are kept (ties at the k-th score included, as transformers keeps
+    them): every other token is already out, and sorting and drawing over the whole vocabulary cost a CPU
+    decode step about as much as the model's forward.
+    """
+    token_ids = None
+    if 0 < params.top_k < scores.shape[-1]:
+        kth_best = torch.topk(scores, params.top_k, dim=-1).values[..., -1:]
+        survivors = int((scores >= kth_best).sum(dim=-1).max())
+        scores, token_ids = torch.topk(scores, survivors, dim=-1)
+        scores = scores.masked_fill(scores < kth_best, -torch.inf)
+    return _top_p_and_min_p(scores, params), token_ids
 
 
 def _top_p_and_min_p(scores: torch.Tensor, params: SamplingParams) -> torch.Tensor:
