@@ -79,6 +79,31 @@ def test_testbed_rows_round_trip_into_the_trl_dataset(tmp_path):
     assert dataset[0]["prompt"] == rows[0].messages
 
 
+def test_testbed_quality_rubrics_reach_the_training_and_heldout_rows(tmp_path):
+    from rubrics2tokens.builder import build_heldout_rows, build_rows
+
+    path = write(tmp_path / "run.yaml", "data:\n  testbed:\n    num_prompts: 6\neval:\n  num_prompts: 4\n")
+    assert load_run_config(path).data.testbed.quality_rubrics == []
+    config = load_run_config(path, ["data.testbed.quality_rubrics=[distinct_words, end_with_sentence]"])
+    assert config.data.testbed.quality_rubrics == ["distinct_words", "end_with_sentence"]
+    rows = build_rows(config)
+    for row in rows + build_heldout_rows(config, rows):
+        assert [r.verifier for r in row.rubrics[-2:]] == ["testbed:distinct_words", "testbed:end_with_sentence"]
+    assert [row.rubrics[:-2] for row in rows] == [row.rubrics for row in build_rows(load_run_config(path))]
+
+
+@pytest.mark.parametrize("value", ["[distinct_word]", "[no_commas]"])
+def test_testbed_quality_rubrics_unknown_name_is_one_error_naming_the_key(tmp_path, value):
+    path = write(tmp_path / "run.yaml", "data:\n  testbed:\n    num_prompts: 6\n")
+    override = f"data.testbed.quality_rubrics={value}"
+    with pytest.raises(ConfigError) as error:
+        load_run_config(path, [override])
+    message = str(error.value)
+    assert message.startswith(f"command-line override {override!r}: data.testbed.quality_rubrics must be a list of "
+                              "quality families (no_repeated_sentences, distinct_words, end_with_sentence)")
+    assert "\n" not in message
+
+
 GOOD_ROW = {"id": "a", "prompt": "Write.", "rubrics": [{"description": "No commas.", "weight": 2}],
             "ground_truth": {"instruction_id_list": ["testbed:no_commas"], "kwargs": [{}]}}
 

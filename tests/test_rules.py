@@ -121,6 +121,44 @@ CASES = [
     case(rules.check_n_paragraphs, "a\n\n  b  \n", {"n": 3}, False, STOP, "too-few"),
     case(rules.check_n_paragraphs, "  \n\n ", {"n": 1}, False, STOP, "whitespace-only"),
     case(rules.check_n_paragraphs, "", {"n": 1}, False, STOP, "empty"),
+    # no_repeated_sentences: each repeat after the first (whole lines when lines repeat); a pass credits nothing
+    case(rules.check_no_repeated_sentences, "The sea is calm. The sky is grey.", {}, True, [], "distinct"),
+    case(rules.check_no_repeated_sentences, "The sea is calm. I swim. the  SEA is calm!", {}, False,
+         ["the  SEA is calm!"], "sentence-normalised"),
+    case(rules.check_no_repeated_sentences, "I like the sea.\n* I like the sea\nok\n\n  i like the sea.  ", {},
+         False, ["* I like the sea", "i like the sea."], "lines-with-markers"),
+    case(rules.check_no_repeated_sentences, "We go now. Bye.\nWe go now. Bye.", {}, False, ["We go now. Bye."],
+         "line-blamed-whole"),
+    case(rules.check_no_repeated_sentences, "* yes\n* yes\nThanks! Thanks! ok ok.\nok ok.", {}, True, [],
+         "short-pieces-may-repeat"),
+    case(rules.check_no_repeated_sentences, "journey of life journey of life journey of life", {}, True, [],
+         "repetition-inside-one-sentence"),
+    case(rules.check_no_repeated_sentences, "", {}, True, [], "empty"),
+    # distinct_words: every word repeating an earlier one when failed; no word: the stop; a pass credits nothing
+    case(rules.check_distinct_words, "The cat sat on the mat.", {"min_ratio": 0.6}, True, [], "enough"),
+    case(rules.check_distinct_words, "a b a b", {"min_ratio": 0.5}, True, [], "at-threshold"),
+    case(rules.check_distinct_words, "Go go GO now.", {"min_ratio": 0.6}, False, ["go", "GO"], "case-folded"),
+    case(rules.check_distinct_words, "life of life, of life", {"min_ratio": 0.5}, False, ["life", "of", "life"],
+         "repeats-blamed"),
+    case(rules.check_distinct_words, "word", {"min_ratio": 1}, True, [], "one-word"),
+    case(rules.check_distinct_words, " ".join(f"w{i % 55}" for i in range(100)), {"min_ratio": 0.55}, True, [],
+         "exact-ratio-no-rounding"),
+    case(rules.check_distinct_words, "... !!", {"min_ratio": 0.5}, False, STOP, "no-words"),
+    case(rules.check_distinct_words, "", {"min_ratio": 0.5}, False, STOP, "empty"),
+    # end_with_sentence: the final punctuation when finished, the unfinished last sentence when not
+    case(rules.check_end_with_sentence, "It rained. We stayed in.\n\n", {}, True, ["."], "period"),
+    case(rules.check_end_with_sentence, 'She said "come home?!"', {}, True, ['?!"'], "closing-quote"),
+    case(rules.check_end_with_sentence, "(see you soon.)", {}, True, [".)"], "closing-bracket"),
+    case(rules.check_end_with_sentence, "**That is all.**", {}, True, [".**"], "markdown-closer"),
+    case(rules.check_end_with_sentence, "And then\u2026", {}, True, ["\u2026"], "ellipsis"),
+    case(rules.check_end_with_sentence, "It rained. We stayed in and the", {}, False, ["We stayed in and the"],
+         "cut-mid-sentence"),
+    case(rules.check_end_with_sentence, "Tips.\n* pack light\n* start early", {}, False, ["* start early"],
+         "unpunctuated-bullet"),
+    case(rules.check_end_with_sentence, "Done.\n* * *", {}, False, ["* * *"], "stray-markup"),
+    case(rules.check_end_with_sentence, "version 3.5", {}, False, ["version 3.5"], "inner-period"),
+    case(rules.check_end_with_sentence, "  \n ", {}, False, [], "whitespace-only"),
+    case(rules.check_end_with_sentence, "", {}, False, [], "empty"),
 ]
 
 
@@ -154,6 +192,10 @@ def test_repeated_matches_have_their_own_positions():
     (rules.check_include_keyword, {"keyword": "river", "min_count": 0}),
     (rules.check_forbidden_word, {"word": "  "}),
     (rules.check_end_with_phrase, {"phrase": None}),
+    (rules.check_distinct_words, {"min_ratio": 0}),
+    (rules.check_distinct_words, {"min_ratio": 1.5}),
+    (rules.check_distinct_words, {"min_ratio": True}),
+    (rules.check_distinct_words, {"min_ratio": "0.5"}),
 ])
 def test_bad_arguments_raise(checker, kwargs):
     with pytest.raises(ValueError):
@@ -172,7 +214,7 @@ def scratch_registry(monkeypatch):
 def test_every_testbed_family_is_registered():
     for family, checker in rules.CHECKERS.items():
         assert get_verifier(f"testbed:{family}") is checker
-    assert len(rules.CHECKERS) >= 11
+    assert len(rules.CHECKERS) >= 14
 
 
 def test_unknown_id_raises_with_a_suggestion():

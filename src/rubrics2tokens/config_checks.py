@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from rubrics2tokens.advantages import AGGREGATIONS, COMBINE_METHODS, PARTITIONS
-from rubrics2tokens.data.synthetic import FAMILIES
+from rubrics2tokens.data.synthetic import FAMILIES, QUALITY_FAMILIES
 from rubrics2tokens.generation.rollout import ROLLOUT_BACKENDS, ROLLOUT_DTYPES
 from rubrics2tokens.relevance.sources import RELEVANCE_SOURCES
 from rubrics2tokens.scoring.router import MODES
+from rubrics2tokens.trainer.completion_logprobs import LOGPROB_HEADS
 from rubrics2tokens.yaml_config import ConfigError, config_source
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -85,6 +86,10 @@ FAMILY_NAMES = Rule(f"a list of rule families ({', '.join(FAMILIES)})",
                     lambda value: not isinstance(value, list) or all(name in FAMILIES for name in value),
                     ["no_such_family"])
 
+QUALITY_NAMES = Rule(f"a list of quality families ({', '.join(QUALITY_FAMILIES)})",
+                     lambda value: not isinstance(value, list) or all(name in QUALITY_FAMILIES for name in value),
+                     ["no_such_family"])
+
 MAX_STEPS = _numeric("-1 (train num_train_epochs) or >= 1", lambda x: x == -1 or x >= 1, 0)
 
 FIELD_RULES: dict[str, Rule] = {
@@ -97,6 +102,7 @@ FIELD_RULES: dict[str, Rule] = {
     "data.testbed.min_rubrics": at_least(1),
     "data.testbed.max_rubrics": at_least(1),
     "data.testbed.families": FAMILY_NAMES,
+    "data.testbed.quality_rubrics": QUALITY_NAMES,
     "scoring.mode": one_of(MODES),
     "scoring.judge.base_url": FREE,
     "scoring.judge.model": FREE,
@@ -134,6 +140,7 @@ FIELD_RULES: dict[str, Rule] = {
     "training.token_std_floor": at_least(0),
     "training.relevance_batch_size": at_least(1),
     "training.rollout_backend": one_of(ROLLOUT_BACKENDS),
+    "training.logprob_head": one_of(LOGPROB_HEADS),
     "training.rollout_batch_size": at_least(1),
     "training.rollout_dtype": one_of(ROLLOUT_DTYPES),
     "training.zero_special_tokens": FREE,

@@ -33,15 +33,16 @@ def _testbed(args: argparse.Namespace) -> None:
     from rubrics2tokens.data.synthetic import write_testbed
 
     path = write_testbed(args.out, args.num_prompts, seed=args.seed, min_rubrics=args.min_rubrics,
-                         max_rubrics=args.max_rubrics, families=args.families)
+                         max_rubrics=args.max_rubrics, families=args.families, quality_rubrics=args.quality_rubrics)
     print(f"wrote {args.num_prompts} prompts to {path}")
 
 
 def _families(_: argparse.Namespace) -> None:
     from rubrics2tokens.data.synthetic import FAMILIES
 
+    width = max(map(len, FAMILIES))
     for name, family in FAMILIES.items():
-        print(f"{name:16s} {family.description(family.sample_kwargs(random.Random(0)))}")
+        print(f"{name:{width}s} {family.description(family.sample_kwargs(random.Random(0)))}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     testbed.add_argument("--min-rubrics", type=int, default=2, help="fewest rubrics (rules) in one prompt")
     testbed.add_argument("--max-rubrics", type=int, default=5, help="most rubrics (rules) in one prompt")
     testbed.add_argument("--families", nargs="*", default=None,
-                         help="rule families to draw from, as `rtt data families` lists them (default: all)")
+                         help="rule families to draw from, as `rtt data families` lists them (default: all but the "
+                              "quality families)")
+    testbed.add_argument("--quality-rubrics", nargs="*", default=(),
+                         help="quality families to add to every prompt: no_repeated_sentences, distinct_words, "
+                              "end_with_sentence (docs/testbed.md §4; default: none)")
     testbed.set_defaults(run=_testbed)
     families = data.add_parser("families", help="list the testbed rule families")
     families.set_defaults(run=_families)

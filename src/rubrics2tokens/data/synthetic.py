@@ -12,6 +12,11 @@ rule family at most; each constraint becomes a rubric checked by ``testbed:<fami
 - a prompt must be satisfiable within the completion limit it will be trained with (``max_tokens``): a
   limit shorter than the words a prompt asks for makes "at least N words" fail for every response and
   "end with a phrase" unreachable (`min_tokens_needed`).
+
+The quality families (`QUALITY_FAMILIES`: no repeated sentence, enough distinct words, a finished last
+sentence) check the answer itself rather than the form an instruction asks for; they catch the ways RL runs
+hacked the testbed reward (docs/testbed.md §4). They are drawn only when `families` names them, and
+``quality_rubrics`` appends them to every prompt.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ TOKENS_PER_WORD = 1.5  # SmolLM2 and Llama-style tokenizers average ~1.3 tokens 
 WORDS_PER_BULLET = 4  # a bullet line worth the name: its marker and a few words
 WORDS_PER_PARAGRAPH = 8
 MAX_ATTEMPTS = 1000  # draws per prompt before the requested families are declared unsatisfiable
+MIN_DISTINCT_RATIOS = (0.5, 0.6)  # distinct words / words; SmolLM2-135M answers of 80-120 words: median 0.70
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,10 @@ class RuleFamily:
 
 def _no_kwargs(rng: random.Random) -> dict[str, Any]:
     return {}
+
+
+def _percent(ratio: float) -> str:
+    return f"{round(ratio * 100)}%"
 
 
 def _times(count: int) -> str:
@@ -166,14 +176,51 @@ FAMILIES: dict[str, RuleFamily] = {family.name: family for family in (
         description=lambda kw: f"The response has exactly {kw['n']} paragraphs separated by blank lines.",
         sample_kwargs=lambda rng: {"n": rng.randint(2, 4)},
     ),
+    # the quality families (QUALITY_FAMILIES below); each holds for a short clean answer
+    RuleFamily(
+        name="no_repeated_sentences",
+        instruction=lambda kw: "Do not repeat any sentence or line.",
+        description=lambda kw: "No sentence or line of three words or more appears twice in the response.",
+        sample_kwargs=_no_kwargs,
+        near_empty_passes=True,
+    ),
+    RuleFamily(
+        name="distinct_words",
+        instruction=lambda kw: (f"Vary your wording: at least {_percent(kw['min_ratio'])} of your words must be "
+                                "different words, not repeats."),
+        description=lambda kw: (f"At least {_percent(kw['min_ratio'])} of the words in the response are distinct "
+                                "(not repeats of an earlier word)."),
+        sample_kwargs=lambda rng: {"min_ratio": rng.choice(MIN_DISTINCT_RATIOS)},
+        near_empty_passes=True,
+    ),
+    RuleFamily(
+        name="end_with_sentence",
+        instruction=lambda kw: ("Finish your response with a complete sentence ending in a period, "
+                                "a question mark or an exclamation mark."),
+        description=lambda kw: ("The response ends with a complete sentence: its last character is a period, "
+                                "a question mark or an exclamation mark (a closing quote or bracket may follow)."),
+        sample_kwargs=_no_kwargs,
+        near_empty_passes=True,
+    ),
 )}
+
+QUALITY_FAMILIES = ("no_repeated_sentences", "distinct_words", "end_with_sentence")
+"""Families that check the answer's own quality (docs/testbed.md §4): not drawn unless `families` names them;
+``generate_rows(quality_rubrics=...)`` puts them in every prompt."""
+
+DEFAULT_FAMILIES = tuple(name for name in FAMILIES if name not in QUALITY_FAMILIES)
+"""The families drawn when `families` is not given: the instruction mix, unchanged by the quality families."""
 
 Constraints = dict[str, dict[str, Any]]
 """The constraints of one prompt: family name -> its kwargs, in instruction order."""
 
 
 def is_consistent(constraints: Constraints) -> bool:
-    """False when the constraints cannot all hold together (docs/testbed.md: no contradictory pairs)."""
+    """False when the constraints cannot all hold together (docs/testbed.md: no contradictory pairs).
+
+    Exact bullets and a finished last sentence do go together: the answer closes with a sentence after its
+    bullets, or ends its last bullet with a period (a last bullet without one fails end_with_sentence).
+    """
     if "start_with_word" in constraints and "title" in constraints:
         return False  # a title on the first line would displace the start word
     if "max_words" in constraints and "min_words" in constraints:
@@ -181,6 +228,11 @@ def is_consistent(constraints: Constraints) -> bool:
             return False
     if "forbidden_word" in constraints and constraints["forbidden_word"]["word"] in _required_words(constraints):
         return False
+    if "end_with_sentence" in constraints and "end_with_phrase" in constraints:
+        # the ending phrases end in a period; one that did not would leave no finished sentence to end on
+        phrase = constraints["end_with_phrase"]["phrase"].rstrip()
+        if not rules.check_end_with_sentence(phrase).passed:
+            return False
     return True
 
 
@@ -215,14 +267,19 @@ def resists_collapse(constraints: Constraints) -> bool:
 
 
 def generate_rows(n: int, seed: int = 0, min_rubrics: int = 2, max_rubrics: int = 5,
-                  families: Sequence[str] | None = None, max_tokens: int | None = None) -> list[PromptRow]:
+                  families: Sequence[str] | None = None, max_tokens: int | None = None,
+                  quality_rubrics: Sequence[str] | None = ()) -> list[PromptRow]:
     """`n` testbed prompts, the same for the same arguments; ids are ``testbed-{seed}-{i:06d}``.
 
     Each prompt gets `min_rubrics` to `max_rubrics` constraints (capped at the number of `families`),
-    drawn from `families` (default: all of `FAMILIES`); with `max_tokens`, only constraint sets that
-    a response of at most that many tokens can satisfy (`min_tokens_needed`).
+    drawn from `families` (default: `DEFAULT_FAMILIES`, every family but the quality ones); with
+    `max_tokens`, only constraint sets that a response of at most that many tokens can satisfy
+    (`min_tokens_needed`). Every prompt then also gets the `quality_rubrics` (names from
+    `QUALITY_FAMILIES`, none by default), after the drawn ones and in that order. Their arguments come
+    from a random stream of their own, so the drawn constraints are those of the same call without them.
     """
     family_names = _validated_family_names(families)
+    quality_names = _validated_quality_names(quality_rubrics, family_names)
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be an integer >= 0, got {n!r}")
     if not 1 <= min_rubrics <= max_rubrics or min_rubrics > len(family_names):
@@ -232,19 +289,22 @@ def generate_rows(n: int, seed: int = 0, min_rubrics: int = 2, max_rubrics: int 
     if max_tokens is not None and max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     rng = random.Random(seed)
-    return [_draw_row(rng, f"testbed-{seed}-{i:06d}", family_names, min_rubrics, max_rubrics, max_tokens)
+    quality_rng = random.Random(f"{seed}:quality")  # str seeds are hashed the same way in every process
+    return [_draw_row(rng, f"testbed-{seed}-{i:06d}", family_names, min_rubrics, max_rubrics, max_tokens,
+                      {name: FAMILIES[name].sample_kwargs(quality_rng) for name in quality_names})
             for i in range(n)]
 
 
 def write_testbed(path: str | Path, n: int, seed: int = 0, min_rubrics: int = 2, max_rubrics: int = 5,
-                  families: Sequence[str] | None = None) -> Path:
+                  families: Sequence[str] | None = None, quality_rubrics: Sequence[str] | None = ()) -> Path:
     """Generate `n` prompts (see `generate_rows`) and write them as HIR-16K-style JSONL."""
-    return write_prompt_rows(generate_rows(n, seed, min_rubrics, max_rubrics, families), path)
+    return write_prompt_rows(generate_rows(n, seed, min_rubrics, max_rubrics, families,
+                                           quality_rubrics=quality_rubrics), path)
 
 
 def _validated_family_names(families: Sequence[str] | None) -> list[str]:
     if families is None:
-        return list(FAMILIES)
+        return list(DEFAULT_FAMILIES)
     if isinstance(families, str):
         raise ValueError(f"families must be a sequence of family names, not the string {families!r}")
     unknown = [name for name in families if name not in FAMILIES]
@@ -255,24 +315,42 @@ def _validated_family_names(families: Sequence[str] | None) -> list[str]:
     return list(families)
 
 
+def _validated_quality_names(quality_rubrics: Sequence[str] | None, family_names: list[str]) -> list[str]:
+    if quality_rubrics is None:
+        return []
+    if isinstance(quality_rubrics, str):
+        raise ValueError(f"quality_rubrics must be a sequence of family names, not the string {quality_rubrics!r}")
+    unknown = [name for name in quality_rubrics if name not in QUALITY_FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown quality rubrics {unknown}; known: {', '.join(QUALITY_FAMILIES)}")
+    if len(set(quality_rubrics)) != len(quality_rubrics):
+        raise ValueError(f"quality_rubrics must not repeat a name, got {list(quality_rubrics)}")
+    drawn = [name for name in quality_rubrics if name in family_names]
+    if drawn:
+        raise ValueError(f"quality rubrics {drawn} are also in families: a prompt has one rubric per family, so "
+                         "name each in families (drawn in some prompts) or in quality_rubrics (in every prompt)")
+    return list(quality_rubrics)
+
+
 def _draw_constraints(rng: random.Random, family_names: list[str], min_rubrics: int,
-                      max_rubrics: int, max_tokens: int | None) -> Constraints:
+                      max_rubrics: int, max_tokens: int | None, quality: Constraints) -> Constraints:
     # Rejection sampling: simple, and every rule above holds by construction of the accepted draw.
     for _ in range(MAX_ATTEMPTS):
         chosen = rng.sample(family_names, rng.randint(min_rubrics, max_rubrics))
-        constraints = {name: FAMILIES[name].sample_kwargs(rng) for name in chosen}
+        constraints = {name: FAMILIES[name].sample_kwargs(rng) for name in chosen} | quality
         if is_consistent(constraints) and resists_collapse(constraints) \
                 and (max_tokens is None or min_tokens_needed(constraints) <= max_tokens):
             return constraints
     within = f", satisfiable within {max_tokens} tokens," if max_tokens is not None else ""
     raise ValueError(f"could not draw {min_rubrics}-{max_rubrics} consistent, collapse-resistant constraints{within} "
-                     f"from families {family_names} in {MAX_ATTEMPTS} attempts")
+                     f"from families {family_names}{f' with quality rubrics {list(quality)}' if quality else ''} "
+                     f"in {MAX_ATTEMPTS} attempts")
 
 
 def _draw_row(rng: random.Random, row_id: str, family_names: list[str], min_rubrics: int,
-              max_rubrics: int, max_tokens: int | None = None) -> PromptRow:
+              max_rubrics: int, max_tokens: int | None = None, quality: Constraints | None = None) -> PromptRow:
     task = rng.choice(TASKS).format(topic=rng.choice(TOPICS))
-    constraints = _draw_constraints(rng, family_names, min_rubrics, max_rubrics, max_tokens)
+    constraints = _draw_constraints(rng, family_names, min_rubrics, max_rubrics, max_tokens, quality or {})
     text = " ".join([task, *(FAMILIES[name].instruction(kwargs) for name, kwargs in constraints.items())])
     rubrics = [Rubric(description=FAMILIES[name].description(kwargs), verifier=FAMILIES[name].verifier_id,
                       kwargs=kwargs, weight=1.0)

@@ -11,9 +11,13 @@ a span names the characters whose change would move the verdict the right way, a
   bullets or paragraphs): no character, only ``stop=True`` (stopping early is the cause; the units already
   there are progress and are never blamed).
 - Pass, credit: the units that specifically achieve the rubric (keyword occurrences, the title, the ending
-  phrase, the start word, the bullet markers, the paragraph breaks). A global property that every token
-  merely avoids breaking (all lowercase, no commas, a forbidden word absent, at most / at least N words)
-  credits no character: ``()``.
+  phrase, the start word, the bullet markers, the paragraph breaks, the final punctuation of a finished
+  answer). A global property that every token merely avoids breaking (all lowercase, no commas, a forbidden
+  word absent, at most / at least N words, no repeated sentence, enough distinct words) credits no
+  character: ``()``.
+
+The last three checkers are the quality families (docs/testbed.md §4): they catch the ways a policy hacked
+the testbed reward, degenerate repetition and answers that stop mid-sentence.
 
 Units used throughout:
 
@@ -24,7 +28,13 @@ Units used throughout:
   inside a longer word ("art" in "start") does not count;
 - a *line* is the text between two newlines with its surrounding whitespace stripped; a blank
   (whitespace-only) line has no span;
-- a *paragraph* is a block of non-blank lines; paragraphs are separated by one or more blank lines.
+- a *paragraph* is a block of non-blank lines; paragraphs are separated by one or more blank lines;
+- a *sentence* is a piece of one line that ends in sentence-final punctuation (``.``, ``!``, ``?``, ``…``,
+  repeated or not, then optional closers: quotes, brackets, markdown ``*`` or ``_``) followed by whitespace
+  or the end of the line, or the unfinished rest of the line after the last such ending. A line break
+  ends a sentence too (a bullet or a title is a piece of its own). So "3.5" and "x.org" do not end a
+  sentence, but "Dr. Smith" does: an abbreviation cuts its sentence in two, and the short piece it leaves
+  is one that no_repeated_sentences skips.
 """
 
 from __future__ import annotations
@@ -40,6 +50,9 @@ LINE_BREAK = re.compile(r"\n")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")  # one or more blank (whitespace-only) lines
 BULLET_MARKER = re.compile(r"^[ \t]*([*-]) ", re.MULTILINE)  # group 1 is the marker itself
 TITLE = re.compile(r"<<([^\n<>]*)>>")  # group 1 is the title text; a blank one is no title
+SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019\u00bb)\]*_]*(?=\s|$)")  # the closers may follow the mark
+EDGE_NON_WORDS = re.compile(r"^\W+|\W+$")  # markers, quotes and punctuation around a piece's words
+MIN_REPEAT_WORDS = 3  # shorter pieces ("* yes", "Thanks!") may repeat: no_repeated_sentences ignores them
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -86,6 +99,25 @@ def _stripped_pieces(response: str, separator: re.Pattern[str]) -> list[Span]:
             content_start = start + len(piece) - len(piece.lstrip())
             pieces.append((content_start, content_start + len(content)))
     return pieces
+
+
+def find_sentences(response: str) -> list[Span]:
+    """The sentences of every line, in order, each without its surrounding whitespace (see *sentence* above)."""
+    sentences = []
+    for line_start, line_end in find_lines(response):
+        # a line is stripped, so `$` (at `line_end`) is its end and the pieces start and end with content
+        edges = [line_start, *(match.end() for match in SENTENCE_END.finditer(response, line_start, line_end))]
+        edges += [] if edges[-1] == line_end else [line_end]
+        for start, end in zip(edges, edges[1:]):
+            content_start = start + len(response[start:end]) - len(response[start:end].lstrip())
+            sentences.append((content_start, end))
+    return sentences
+
+
+def _normalised(piece: str) -> str:
+    """A sentence or line as no_repeated_sentences compares them: lowercase, whitespace collapsed, without
+    the punctuation and markers around its words (a final period, a bullet marker, quotes)."""
+    return EDGE_NON_WORDS.sub("", " ".join(piece.lower().split()))
 
 
 def _uppercase_runs(response: str) -> list[Span]:
@@ -232,6 +264,73 @@ def check_n_paragraphs(response: str, *, n: int) -> Verdict:
     return Verdict(passed=False, spans=tuple(paragraphs[n:]))
 
 
+def check_no_repeated_sentences(response: str) -> Verdict:
+    """No sentence and no line of `MIN_REPEAT_WORDS` words or more appears twice, compared lowercase, with
+    whitespace collapsed and without the punctuation and markers around their words ("* The end." repeats
+    "the end"). Shorter pieces ("* yes", "Thanks!") may repeat.
+
+    Fail: every occurrence after the first of a repeated line, and of a repeated sentence outside such a line
+    (the first occurrence is the one to keep). Pass: nothing (a global property).
+    """
+    lines = _repeats(response, find_lines(response))
+    sentences = [(start, end) for start, end in _repeats(response, find_sentences(response))
+                 if not any(line_start <= start < line_end for line_start, line_end in lines)]
+    return _forbid(sorted(lines + sentences))
+
+
+def _repeats(response: str, pieces: list[Span]) -> list[Span]:
+    """The pieces (of `MIN_REPEAT_WORDS` words or more) whose normalised text an earlier piece already had."""
+    seen, repeats = set(), []
+    for start, end in pieces:
+        if len(WORD.findall(response, start, end)) < MIN_REPEAT_WORDS:
+            continue
+        key = _normalised(response[start:end])
+        if key in seen:
+            repeats.append((start, end))
+        seen.add(key)
+    return repeats
+
+
+def check_distinct_words(response: str, *, min_ratio: float) -> Verdict:
+    """At least `min_ratio` of the words are distinct: distinct words / words >= `min_ratio`, words compared
+    lowercase. A response with no word has no ratio and fails, like one too short: the stop.
+
+    Fail: every word that repeats an earlier one (its first use is kept). Pass: nothing (a global property).
+    """
+    if isinstance(min_ratio, bool) or not isinstance(min_ratio, (int, float)) or not 0 < min_ratio <= 1:
+        raise ValueError(f"'min_ratio' must be a number in (0, 1], got {min_ratio!r}")
+    words = find_words(response)
+    if not words:
+        return Verdict.too_few()
+    seen, repeats = set(), []
+    for start, end in words:
+        word = response[start:end].lower()
+        if word in seen:
+            repeats.append((start, end))
+        seen.add(word)
+    if len(seen) / len(words) >= min_ratio:  # a quotient: 0.55 * 100 > 55.0 would fail 55 of 100
+        return Verdict(passed=True, spans=())
+    return Verdict(passed=False, spans=tuple(repeats))
+
+
+def check_end_with_sentence(response: str) -> Verdict:
+    """The response ends with a finished sentence: its last non-blank character is sentence-final punctuation
+    (. ! ? or …), or a closing quote, bracket or markdown ``*``/``_`` right after one. An answer cut at the
+    length limit, or one that stops after a bullet, a title or a heading without punctuation, fails.
+
+    Pass: that final punctuation, closers included. Fail: the unfinished last sentence, where the ending was
+    required (the text of the last line after its last sentence-final punctuation); an empty response: nothing.
+    """
+    sentences = find_sentences(response)
+    if not sentences:
+        return Verdict(passed=False, spans=())
+    start, end = sentences[-1]
+    ending = SENTENCE_END.search(response, start, end)  # sentences are cut after each ending: it is at `end`
+    if ending:
+        return Verdict(passed=True, spans=(ending.span(),))
+    return Verdict(passed=False, spans=((start, end),))
+
+
 CHECKERS: dict[str, Callable[..., Verdict]] = {
     "all_lowercase": check_all_lowercase,
     "include_keyword": check_include_keyword,
@@ -244,5 +343,8 @@ CHECKERS: dict[str, Callable[..., Verdict]] = {
     "exact_bullets": check_exact_bullets,
     "title": check_title,
     "n_paragraphs": check_n_paragraphs,
+    "no_repeated_sentences": check_no_repeated_sentences,
+    "distinct_words": check_distinct_words,
+    "end_with_sentence": check_end_with_sentence,
 }
 """Family name -> checker; the registry exposes each as ``testbed:<family>``."""
