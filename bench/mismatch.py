@@ -7,8 +7,9 @@ Samples completions with the static decoder in each rollout precision (the polic
 copied to bfloat16, as ``training.rollout_dtype: bfloat16`` does; and float32 itself, the control),
 keeps the sampler's log-probability of every sampled token, and scores the same tokens with the
 trained policy the way TRL's update does: one forward over prompt + completion, logits / temperature,
-in float32 and under CPU bf16 autocast (TRL's default ``bf16: true``). Reported over the sampled
-tokens: mean and max |log p_sampler - log p_policy|, KL(sampler || policy) (k1 = mean of the
+in float32, under CPU bf16 autocast (TRL's default ``bf16: true``), and, for the bf16 sampler, with bf16
+weights (``model.dtype: bfloat16``: the policy trains in bf16 with float32 master weights and samples itself).
+Reported over the sampled tokens: mean and max |log p_sampler - log p_policy|, KL(sampler || policy) (k1 = mean of the
 difference, unbiased; k3 = mean of r - 1 - log r with r = p_policy / p_sampler, never negative), and
 the share of tokens whose ratio r leaves [0.5, 2] (what TRL's importance-sampling mask would drop).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import os
 import platform
@@ -60,6 +62,7 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
     policy, tokenizer = load_policy(args.model, dtype="float32")
     policy.eval()
+    bf16_policy = copy.deepcopy(policy).to(torch.bfloat16)
     prompts = [tokenizer.apply_chat_template(row.messages, add_generation_prompt=True, tokenize=True,
                                              return_dict=False) for row in generate_rows(args.batch, seed=0)]
     params = SamplingParams(temperature=args.temperature)
@@ -73,8 +76,11 @@ def main(argv=None) -> dict:
             decoded = StaticCacheDecoder(sampler, tokenizer.pad_token_id, [tokenizer.eos_token_id]).decode(
                 prompts, args.new_tokens, params, torch.Generator().manual_seed(0))
         sampler_logps = torch.tensor(sum(decoded.logprobs, []))
-        for scoring, autocast in (("float32", False), ("bf16 autocast", True)):
-            policy_logps = torch.cat([policy_logprobs(policy, p, c, args.temperature, autocast)
+        scorings = [("float32", policy, False), ("bf16 autocast", policy, True)]
+        if dtype == torch.bfloat16:  # a bf16 policy (model.dtype bfloat16, float32 master weights) samples itself
+            scorings.append(("bf16 weights", bf16_policy, False))
+        for scoring, scorer, autocast in scorings:
+            policy_logps = torch.cat([policy_logprobs(scorer, p, c, args.temperature, autocast)
                                       for p, c in zip(prompts, decoded.completion_ids)])
             row = mismatch(sampler_logps, policy_logps)
             results["samplers"][f"{str(dtype).removeprefix('torch.')} vs {scoring}"] = row

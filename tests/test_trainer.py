@@ -25,9 +25,12 @@ def make_trainer(model_dir, tmp_path, **overrides) -> RTTGRPOTrainer:
                           train_dataset=to_trl_dataset(generate_rows(8, seed=3)), processing_class=tokenizer)
 
 
-def test_loss_and_gradients_match_a_hand_written_token_surrogate(tiny_model_dir, tmp_path):
-    """Canary for TRL upgrades: with injected (B, T) advantages, TRL's loss is the per-token clipped surrogate."""
-    trainer = make_trainer(tiny_model_dir, tmp_path, loss_type="bnpo", epsilon=0.2, epsilon_high=0.27)
+@pytest.mark.parametrize("logprob_head", ["plain", "fused"])
+def test_loss_and_gradients_match_a_hand_written_token_surrogate(tiny_model_dir, tmp_path, logprob_head):
+    """Canary for TRL upgrades: with injected (B, T) advantages, TRL's loss is the per-token clipped surrogate,
+    with completion tokens scored by our CPU path or by TRL's fused LM head."""
+    trainer = make_trainer(tiny_model_dir, tmp_path, loss_type="bnpo", epsilon=0.2, epsilon_high=0.27,
+                           logprob_head=logprob_head)
     trainer.current_gradient_accumulation_steps = 1
     model = trainer.model
     model.train()

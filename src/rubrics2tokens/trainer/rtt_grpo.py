@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
+from transformers import PreTrainedModel
 from trl import GRPOTrainer
 from trl.rewards import get_soft_overlong_punishment
 
@@ -30,7 +31,9 @@ from rubrics2tokens.relevance.sources import RelevanceInputs, RelevanceSource, b
 from rubrics2tokens.scoring.router import COUNTER_METRICS
 from rubrics2tokens.scoring.scorer import RubricReward, RubricScorer, ScoredBatch
 from rubrics2tokens.trainer.config import TOOLS_WITH_ORACLE_SPANS, RTTConfig
+from rubrics2tokens.trainer.completion_logprobs import score_labelled_rows_on_cpu
 from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_seed, response_records, unmasked_completion_mask
+from rubrics2tokens.trainer.master_weights import has_low_precision_parameters, with_master_weights
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +169,18 @@ class RTTGRPOTrainer(GRPOTrainer):
         self.heldout = HeldoutWriter(args.output_dir)
         self._counter_totals: dict[str, float] = {}  # the scorer's counters, all processes, at the last batch
         self.add_callback(self.heldout)
+        self._use_master_weights()
+        if args.logprob_head == "plain" and isinstance(self.model, PreTrainedModel):  # PEFT keeps TRL's head
+            score_labelled_rows_on_cpu(self.model, self.temperature)
+
+    def _use_master_weights(self) -> None:
+        """A bf16/fp16 policy trains with float32 master weights (trainer/master_weights.py), unless the caller
+        chose the optimizer or DeepSpeed/FSDP keep their own."""
+        if (self.optimizer is not None or self.optimizer_cls_and_kwargs is not None or self.is_deepspeed_enabled
+                or self.is_fsdp_enabled or not has_low_precision_parameters(self.model)):
+            return
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+        self.optimizer_cls_and_kwargs = (with_master_weights(optimizer_cls), optimizer_kwargs)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         start = time.perf_counter()
