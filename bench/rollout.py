@@ -8,7 +8,8 @@ no top-k/top-p) for exactly --new-tokens tokens (EOS is ignored so every run doe
 after --warmup untimed runs. Variants: `generate` on the float32 policy, plain and under CPU bf16
 autocast (how TRL's default ``bf16: true`` runs it inside a training step: every fp32 weight is cast
 again at every decode step), and the static decoder in each --dtypes (the float32 policy copied to
-that precision, as ``training.rollout_dtype`` does). Reported: ms per decode step, new tokens/s, the
+that precision, as ``training.rollout_dtype`` does; on a CPU, bf16 also without the prepacked weights of
+`generation/packed_linear.py`). Reported: ms per decode step, new tokens/s, the
 speed-up over plain `generate`, and the floor under one decode step: on CUDA the weight read (parameter
 bytes / memory bandwidth); on a CPU the larger of the arithmetic (2 x parameters x batch FLOPs at the
 matmul peak this script measures in that dtype) and the weight read at the copy bandwidth it measures.
@@ -24,12 +25,13 @@ import platform
 import statistics
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 from transformers import GenerationConfig
 
 from rubrics2tokens.data.synthetic import generate_rows
-from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
+from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder, decoder
 from rubrics2tokens.generation.rollout import Sampler
 from rubrics2tokens.models import DEFAULT_POLICY, load_policy
 
@@ -70,9 +72,11 @@ def run_transformers(model, tokenizer, prompt_ids, new_tokens: int, autocast: bo
         model.generate(input_ids=input_ids, attention_mask=attention, generation_config=config)
 
 
-def run_static(model, tokenizer, prompt_ids, new_tokens: int, sampler: Sampler, cuda_graphs: bool = True) -> None:
+def run_static(model, tokenizer, prompt_ids, new_tokens: int, sampler: Sampler, cuda_graphs: bool = True,
+               packed: bool = True) -> None:
     # no EOS: every sequence decodes the full length, as min_new_tokens forces on the other side
-    with sampler(model) as sampling_model:
+    unpacked = mock.patch.object(decoder, "packed_linears", lambda model, rows: contextlib.nullcontext())
+    with sampler(model) as sampling_model, contextlib.nullcontext() if packed else unpacked:
         StaticCacheDecoder(sampling_model, tokenizer.pad_token_id, eos_token_ids=[], cuda_graphs=cuda_graphs).generate(
             prompt_ids, new_tokens, SamplingParams(temperature=1.0))
 
@@ -155,6 +159,9 @@ def main(argv=None) -> dict:
         if name != "float32":
             variants[f"generate {name}"] = (run_transformers, {"sampler": Sampler(getattr(torch, name))})
         variants[f"static {name}"] = (run_static, {"sampler": Sampler(getattr(torch, name))})
+        if name == "bfloat16" and not torch.cuda.is_available():
+            variants[f"static {name} without packed weights"] = (run_static, {"sampler": Sampler(torch.bfloat16),
+                                                                               "packed": False})
         if torch.cuda.is_available():
             variants[f"static {name} without CUDA graphs"] = (run_static, {"sampler": Sampler(getattr(torch, name)),
                                                                            "cuda_graphs": False})

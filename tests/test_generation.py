@@ -10,6 +10,7 @@ from transformers.generation.logits_process import (LogitsProcessorList, MinPLog
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder, next_tokens, process_logits
+from rubrics2tokens.generation.packed_linear import can_pack, packed_linears
 from rubrics2tokens.generation.rollout import ROLLOUT_DTYPES, Sampler, resolve_rollout_dtype
 
 DTYPES = [torch.float32, torch.bfloat16]  # every precision `rollout_dtype` offers
@@ -225,3 +226,17 @@ def test_sampler_runs_the_model_own_forward_not_the_autocast_wrapper(tiny_model_
     assert "forward" in vars(policy)  # the trainer's wrapper is restored
     with Sampler(torch.bfloat16)(policy) as copy:
         assert "forward" not in vars(copy)
+
+
+def test_packed_linears_compute_what_the_layers_compute_and_are_removed_after(tiny_model_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).eval()
+    input_ids = torch.tensor([[5, 9, 14, 20, 33], [7, 7, 8, 40, 2]])
+    with torch.no_grad():
+        plain = model(input_ids=input_ids).logits.float()
+        with packed_linears(model, rows=2):
+            # routed through the packed weight where oneDNN computes bf16 (this project's CPUs), else untouched
+            assert ("forward" in vars(model.lm_head)) == can_pack(model)
+            packed = model(input_ids=input_ids).logits.float()
+    assert not any("forward" in vars(module) for module in model.modules() if isinstance(module, torch.nn.Linear))
+    assert torch.allclose(packed, plain, atol=0.05)
+    assert not can_pack(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from transformers import StaticCache
 
+from rubrics2tokens.generation.packed_linear import packed_linears
 from rubrics2tokens.generation.sampling import SamplingParams, next_tokens
 from rubrics2tokens.generation.slot_cache import SlotCache
 
@@ -123,7 +124,12 @@ class StaticCacheDecoder:
         """`generate`, plus the log-probability of every completion token (see `Decoded`).
         ``on_finished(prompt_index, completion_ids)`` is called as each completion ends: a caller can save it
         at once (a kill then loses only the completions still being decoded). Prompts enter the slots in the
-        order given."""
+        order given. A bf16 model on a CPU decodes on prepacked weights (`packed_linears`)."""
+        with packed_linears(self.model, len(prompts) if self.batch_size is None else self.batch_size):
+            return self._decode(prompts, max_new_tokens, params, generator, on_finished)
+
+    def _decode(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, params: SamplingParams,
+                generator: torch.Generator | None, on_finished: Callable[[int, list[int]], None] | None) -> Decoded:
         decoded = Decoded([[] for _ in prompts], [[] for _ in prompts])
         if not prompts:
             return decoded
