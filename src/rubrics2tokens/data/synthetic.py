@@ -303,33 +303,31 @@ def write_testbed(path: str | Path, n: int, seed: int = 0, min_rubrics: int = 2,
 
 
 def _validated_family_names(families: Sequence[str] | None) -> list[str]:
-    if families is None:
-        return list(DEFAULT_FAMILIES)
-    if isinstance(families, str):
-        raise ValueError(f"families must be a sequence of family names, not the string {families!r}")
-    unknown = [name for name in families if name not in FAMILIES]
-    if unknown:
-        raise ValueError(f"unknown testbed families {unknown}; known: {', '.join(FAMILIES)}")
-    if len(set(families)) != len(families):
-        raise ValueError(f"families must not repeat a name, got {list(families)}")
-    return list(families)
+    return list(DEFAULT_FAMILIES) if families is None else _validated_names(families, "families", FAMILIES,
+                                                                            "testbed families")
 
 
 def _validated_quality_names(quality_rubrics: Sequence[str] | None, family_names: list[str]) -> list[str]:
     if quality_rubrics is None:
         return []
-    if isinstance(quality_rubrics, str):
-        raise ValueError(f"quality_rubrics must be a sequence of family names, not the string {quality_rubrics!r}")
-    unknown = [name for name in quality_rubrics if name not in QUALITY_FAMILIES]
-    if unknown:
-        raise ValueError(f"unknown quality rubrics {unknown}; known: {', '.join(QUALITY_FAMILIES)}")
-    if len(set(quality_rubrics)) != len(quality_rubrics):
-        raise ValueError(f"quality_rubrics must not repeat a name, got {list(quality_rubrics)}")
+    quality_rubrics = _validated_names(quality_rubrics, "quality_rubrics", QUALITY_FAMILIES, "quality rubrics")
     drawn = [name for name in quality_rubrics if name in family_names]
     if drawn:
         raise ValueError(f"quality rubrics {drawn} are also in families: a prompt has one rubric per family, so "
                          "name each in families (drawn in some prompts) or in quality_rubrics (in every prompt)")
-    return list(quality_rubrics)
+    return quality_rubrics
+
+
+def _validated_names(names: Sequence[str], key: str, known: Sequence[str], what: str) -> list[str]:
+    """``names`` as a list: a sequence (not a string) of distinct names from ``known``."""
+    if isinstance(names, str):
+        raise ValueError(f"{key} must be a sequence of family names, not the string {names!r}")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {', '.join(known)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{key} must not repeat a name, got {list(names)}")
+    return list(names)
 
 
 def _draw_constraints(rng: random.Random, family_names: list[str], min_rubrics: int,
