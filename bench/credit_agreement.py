@@ -2,7 +2,7 @@
 same testbed responses and verdicts, per partition, without any RL run.
 
     flock /tmp/rtt-heavy.lock env HF_HUB_OFFLINE=1 python bench/credit_agreement.py \\
-        --relevance-model runs/relevance/minilm/best --json runs/relevance/credit-agreement.json
+        --relevance-model runs/relevance/minilm/best runs/relevance/smollm2/best --json docs/credit-agreement.json
 
 Samples --group-size responses to each of --num-prompts testbed prompts (seed 1: prompts the relevance model
 was not trained on) with the policy and the rollout decoder, scores them with the verifiers, and computes each
@@ -39,15 +39,27 @@ def parse_args(argv=None):
     add_batch_options(parser)
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     parser.add_argument("--partitions", nargs="+", default=list(PARTITIONS))
-    parser.add_argument("--relevance-model", help="folder of a trained relevance model, for the model source")
+    parser.add_argument("--relevance-model", nargs="+", default=[],
+                        help="folders of trained relevance models, for the model source (one row each, named "
+                             "model:FOLDER, the folder above best/)")
     parser.add_argument("--threshold", type=float, default=0.5, help="relevance_threshold")
     parser.add_argument("--floor", type=float, default=0.01, help="token_std_floor")
     parser.add_argument("--json", type=Path, help="also write the table here")
     return parser.parse_args(argv)
 
 
-def agreement_table(batch, sources, partitions, seed, relevance_model=None, threshold=0.5, floor=0.01):
-    """``{source: {partition: summarize_agreement(...)}}`` against the oracle, and each source's seconds."""
+def model_sources(folders: list[str]) -> dict[str, str]:
+    """``model:NAME`` -> folder for each relevance model; NAME is the folder, or the one above a best/ or last/."""
+    names = {}
+    for folder in folders:
+        path = Path(folder)
+        names[f"model:{path.parent.name if path.name in ('best', 'last') else path.name}"] = folder
+    return names
+
+
+def agreement_table(batch, sources, partitions, seed, relevance_models=None, threshold=0.5, floor=0.01):
+    """``{source: {partition: summarize_agreement(...)}}`` against the oracle, and each source's seconds.
+    ``sources`` name `SOURCES` or ``model:NAME`` rows, whose folders ``relevance_models`` gives."""
     oracle_weights, oracle_mask = source_weights(batch, "oracle", seed)
     blamed, credited = oracle_token_sets(batch.scored.verdicts, oracle_weights, oracle_mask, threshold)
     oracle = {partition: token_credit(batch, oracle_weights, oracle_mask, partition, threshold, floor)
@@ -56,7 +68,7 @@ def agreement_table(batch, sources, partitions, seed, relevance_model=None, thre
     for name in sources:
         start = time.perf_counter()
         weights, mask = ((oracle_weights, oracle_mask) if name == "oracle"
-                         else source_weights(batch, name, seed, relevance_model))
+                         else source_weights(batch, name.split(":")[0], seed, (relevance_models or {}).get(name)))
         compared = mask | oracle_mask  # the oracle's credit mask adds a blamed stop token to the others'
         table[name] = {partition: summarize_agreement(credit_agreement(
             token_credit(batch, weights, mask, partition, threshold, floor), oracle[partition], blamed, credited,
@@ -78,13 +90,14 @@ def format_table(table):
 
 def main(argv=None):
     args = parse_args(argv)
-    sources = [name for name in args.sources if name != "model" or args.relevance_model]
-    if "model" in args.sources and not args.relevance_model:
+    models = model_sources(args.relevance_model)
+    sources = [row for name in args.sources for row in (models if name == "model" else [name])]
+    if "model" in args.sources and not models:
         print("model source skipped: no --relevance-model")
     load_at_start, start = os.getloadavg(), time.perf_counter()
     batch = sample_testbed_batch(args.policy, args.num_prompts, args.seed, args.group_size, args.max_new_tokens)
     print(f"sampled {batch.describe()}, {time.perf_counter() - start:.0f} s", flush=True)
-    table, timings = agreement_table(batch, sources, args.partitions, args.seed, args.relevance_model,
+    table, timings = agreement_table(batch, sources, args.partitions, args.seed, models,
                                      args.threshold, args.floor)
     wall = time.perf_counter() - start
     print(format_table(table))

@@ -118,18 +118,19 @@ def test_shapes_are_checked():
                          torch.zeros(3, 6, dtype=torch.bool), MASK)
 
 
-def test_the_bench_runs_on_the_tiny_policy(tiny_model_dir, tmp_path, monkeypatch, capsys):
+def test_the_bench_runs_on_the_tiny_policy(tiny_model_dir, tiny_relevance_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(REPO / "bench"))
     spec = importlib.util.spec_from_file_location("credit_agreement", REPO / "bench" / "credit_agreement.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "agreement.json"
     bench.main(["--policy", str(tiny_model_dir), "--num-prompts", "4", "--group-size", "2", "--max-new-tokens",
-                "24", "--sources", "oracle", "random", "contrast", "--json", str(out)])
+                "24", "--sources", "oracle", "random", "contrast", "model",
+                "--relevance-model", str(tiny_relevance_dir), "--json", str(out)])
     printed = capsys.readouterr().out
     assert "| oracle | intra_sample |" in printed and "| contrast | signed |" in printed
     table = json.loads(out.read_text())["table"]
-    assert set(table) == {"oracle", "random", "contrast"}
+    assert set(table) == {"oracle", "random", "contrast", f"model:{tiny_relevance_dir.name}"}  # a row per model
     for partition in ("intra_sample", "signed"):
         oracle = table["oracle"][partition]
         assert oracle["responses"] > 0

@@ -125,3 +125,19 @@ def test_a_verdict_conditioned_model_reads_the_verdict_and_needs_it(minilm, tmp_
     assert not torch.equal(both[0], both[1]), "the verdict reaches the model"
     reloaded = RelevanceModel.load(model.save(tmp_path / "verdict-model"))
     assert reloaded.config.reads_verdict
+
+
+@pytest.mark.parametrize("attention", ["backbone", "bidirectional"])
+def test_a_decoder_backbone_reads_the_whole_response_only_when_bidirectional(tiny_model_dir, tmp_path, attention):
+    """A count rubric decides every token from the whole response: a causal decoder's first token cannot see the
+    last one, a bidirectional one can. Padding never changes a row's logits, and the setting is saved."""
+    torch.manual_seed(0)
+    model = RelevanceModel.from_backbone(str(tiny_model_dir), RelevanceModelConfig(attention=attention))
+    model = RelevanceModel.load(model.save(tmp_path / "relevance")).to_inference()
+    assert model.config.attention == attention
+    ids = model.tokenizer("* one\n* two\n* three", add_special_tokens=False)["input_ids"]
+    changed_end = [*ids[:-1], model.tokenizer("four", add_special_tokens=False)["input_ids"][0]]
+    first, other, padded = model.forward_probabilities([ids, changed_end, ids[:3]])
+    assert torch.equal(first[0] == other[0], torch.tensor(attention == "backbone"))
+    (alone,) = model.forward_probabilities([ids[:3]])
+    torch.testing.assert_close(padded[:3], alone, atol=1e-6, rtol=0)

@@ -32,6 +32,7 @@ CONFIG_FILE = "relevance_config.json"
 DEFAULT_TEMPLATE = "Rubric: {rubric}\nResponse:\n"
 VERDICT_TEMPLATE = "Rubric: {rubric}\nVerdict: {verdict}\nResponse:\n"
 VERDICT_WORDS = {True: "PASS", False: "FAIL"}
+ATTENTIONS = ("backbone", "bidirectional")  # `RelevanceModelConfig.attention`
 
 
 @dataclass
@@ -43,6 +44,10 @@ class RelevanceModelConfig:
     """Fraction of a window shared with the next one when a response needs several."""
     threshold: float = 0.5
     """Relevance above which a token counts as relevant (metrics, heatmaps)."""
+    attention: str = "backbone"
+    """``backbone``: the backbone's own attention (causal for a decoder: a token sees only what precedes it);
+    ``bidirectional``: every token of an input attends to every other, so a decoder reads the whole response
+    before it scores a token (rubrics that count bullets or paragraphs decide every token from the total)."""
 
     @property
     def reads_verdict(self) -> bool:
@@ -98,7 +103,7 @@ class RelevanceModel:
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():
             raise FileNotFoundError(f"{directory} is not a relevance-model checkpoint (no {CONFIG_FILE})")
-        config = RelevanceModelConfig(**json.loads(config_path.read_text(encoding="utf-8")))
+        config = RelevanceModelConfig(**json.loads(config_path.read_text(encoding="utf-8")))  # older: no attention
         tokenizer = AutoTokenizer.from_pretrained(directory)
         with _loaded_whole():
             model = AutoModelForTokenClassification.from_pretrained(directory, num_labels=1, dtype=dtype)
@@ -187,8 +192,17 @@ class RelevanceModel:
         for row, ids in enumerate(inputs):
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention[row, : len(ids)] = 1
-        logits = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits[..., 0]
-        return torch.sigmoid(logits.float()).cpu()
+        return torch.sigmoid(self.logits(input_ids.to(device), attention.to(device)).float()).cpu()
+
+    def logits(self, input_ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+        """``(B, L)`` token logits of a right-padded batch (``attention``: 1 on real tokens), with the attention
+        the config names: a bidirectional model gets a 4D mask, which transformers uses as given."""
+        if self.config.attention == "bidirectional":
+            dtype = next(self.model.parameters()).dtype
+            keys = attention[:, None, None, :].bool().expand(-1, 1, attention.shape[1], -1)
+            attention = torch.zeros(keys.shape, dtype=dtype, device=keys.device).masked_fill(
+                ~keys, torch.finfo(dtype).min)
+        return self.model(input_ids=input_ids, attention_mask=attention).logits[..., 0]
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rubrics2tokens.models.loading import MINILM_BACKBONE
-from rubrics2tokens.relevance.model import DEFAULT_TEMPLATE, VERDICT_TEMPLATE, RelevanceModelConfig
+from rubrics2tokens.relevance.model import ATTENTIONS, DEFAULT_TEMPLATE, VERDICT_TEMPLATE, RelevanceModelConfig
 from rubrics2tokens.yaml_config import ConfigError, build_config, read_config_tree
 
 CAPITAL_MARK = "^"  # precedes every capital letter for tokenizers that lowercase; its own token in BERT vocabularies
@@ -69,6 +69,10 @@ class RelevanceTrainingConfig:
     verdict_input: bool = field(default=False, metadata={
         "help": f"Read the verdict too: the template becomes {VERDICT_TEMPLATE!r} (method.md §5; at RL time the "
                 "verdict is known before relevance runs, and blame and credit flag different tokens)."})
+    attention: str = field(default="backbone", metadata={
+        "help": "'backbone': the backbone's own attention (causal for a decoder); 'bidirectional': every token "
+                "sees the whole input, so a decoder backbone reads the whole response before scoring a token "
+                "(count rubrics such as exact_bullets decide every token from the total)."})
     max_length: int = field(default=512, metadata={
         "help": "Longest model input; longer responses are cut into overlapping windows."})
     window_overlap: float = field(default=0.5, metadata={"help": "Fraction of a window shared with the next."})
@@ -86,13 +90,16 @@ class RelevanceTrainingConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is None and self.epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
 
     def model_config(self) -> RelevanceModelConfig:
         template = VERDICT_TEMPLATE if self.verdict_input else self.template
         return RelevanceModelConfig(template=template, max_length=self.max_length,
-                                    window_overlap=self.window_overlap, threshold=self.threshold)
+                                    window_overlap=self.window_overlap, threshold=self.threshold,
+                                    attention=self.attention)
 
 
 def load_training_config(path: str | Path, overrides: Sequence[str] = ()) -> RelevanceTrainingConfig:

@@ -104,8 +104,7 @@ def train_step(model: RelevanceModel, optimizer: torch.optim.Optimizer,
     """One optimizer step on one batch (forward under bfloat16 autocast with ``bf16``); returns the loss."""
     device = next(model.model.parameters()).device
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model.model(input_ids=batch["input_ids"].to(device),
-                             attention_mask=batch["attention_mask"].to(device)).logits[..., 0]
+        logits = model.logits(batch["input_ids"].to(device), batch["attention_mask"].to(device))
     loss = token_loss(logits.float(), batch["labels"].to(device), pos_weight)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.model.parameters(), max_grad_norm)
