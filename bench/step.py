@@ -15,8 +15,8 @@ For every (rollout backend, relevance source) variant it runs --warmup + --steps
 config (same seed, same data, no held-out evaluation), each variant in a fresh Python process (in one process the variant that
 runs second measured 10-25% slower on a CPU whatever it was), and reports per step: generated tokens/s,
 and the seconds spent in generation, scoring, relevance, advantage math, the rest of TRL's batch
-preparation (log-probs, padding, metrics) and the policy update (forward, backward, gradient clipping, optimizer). Then,
-per backend, the ratio
+preparation (log-probs, padding, metrics) and the policy update (forward, backward, gradient clipping,
+optimizer). Then, per backend, the ratio
 of an RTT step to the plain-GRPO step (relevance 'none'), and per relevance source the ratio of
 the 'static' backend's generation tokens/s to TRL's default 'transformers' path. Prints tables and
 writes JSON (--json).

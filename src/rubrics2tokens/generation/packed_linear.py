@@ -21,9 +21,10 @@ import torch
 def can_pack(model: torch.nn.Module) -> bool:
     """A bf16 model on a CPU whose oneDNN build computes bf16 (the private ops torch.compile uses exist)."""
     parameter = next(model.parameters())
+    private_ops = ("_is_mkldnn_bf16_supported", "_reorder_linear_weight", "_linear_pointwise")
     return (parameter.device.type == "cpu" and parameter.dtype == torch.bfloat16
-            and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+            and torch.backends.mkldnn.is_available() and all(hasattr(torch.ops.mkldnn, op) for op in private_ops)
+            and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 @contextlib.contextmanager

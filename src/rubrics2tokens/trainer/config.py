@@ -88,8 +88,8 @@ class RTTConfig(GRPOConfig):
                 "sampler/policy mismatch this causes and when to turn it off."})
     logprob_head: str = field(default="plain", metadata={
         "help": "How the update scores completion tokens on a CPU: 'plain' (the LM head over completion positions "
-                "only, one float32 log-softmax; about 3 s faster per demo step, used while the logits fit in 512 MB) or "
-                "'fused' (TRL's fused LM head over every position, TRL's default). On a GPU TRL's kernel is used "
+                "only, one float32 log-softmax; about 2 s faster per demo update, used while the logits fit in "
+                "512 MB) or 'fused' (TRL's fused LM head over every position, TRL's default). On a GPU TRL's kernel is used "
                 "either way (trainer/completion_logprobs.py)."})
     overlong_penalty_tokens: int = field(default=0, metadata={
         "help": "Penalize completions that run into max_completion_length: DAPO's soft overlong punishment (TRL's "

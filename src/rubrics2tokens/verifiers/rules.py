@@ -272,22 +272,23 @@ def check_no_repeated_sentences(response: str) -> Verdict:
     Fail: every occurrence after the first of a repeated line, and of a repeated sentence outside such a line
     (the first occurrence is the one to keep). Pass: nothing (a global property).
     """
-    lines = _repeats(response, find_lines(response))
-    sentences = [(start, end) for start, end in _repeats(response, find_sentences(response))
+    lines = _repeats(response, find_lines(response), _normalised, MIN_REPEAT_WORDS)
+    sentences = [(start, end) for start, end in _repeats(response, find_sentences(response), _normalised,
+                                                         MIN_REPEAT_WORDS)
                  if not any(line_start <= start < line_end for line_start, line_end in lines)]
     return _forbid(sorted(lines + sentences))
 
 
-def _repeats(response: str, pieces: list[Span]) -> list[Span]:
-    """The pieces (of `MIN_REPEAT_WORDS` words or more) whose normalised text an earlier piece already had."""
+def _repeats(response: str, pieces: list[Span], key: Callable[[str], str], min_words: int = 0) -> list[Span]:
+    """The pieces (of ``min_words`` words or more) whose ``key`` of their text an earlier piece already had."""
     seen, repeats = set(), []
     for start, end in pieces:
-        if len(WORD.findall(response, start, end)) < MIN_REPEAT_WORDS:
+        if min_words and len(WORD.findall(response, start, end)) < min_words:
             continue
-        key = _normalised(response[start:end])
-        if key in seen:
+        key_text = key(response[start:end])
+        if key_text in seen:
             repeats.append((start, end))
-        seen.add(key)
+        seen.add(key_text)
     return repeats
 
 
@@ -302,13 +303,8 @@ def check_distinct_words(response: str, *, min_ratio: float) -> Verdict:
     words = find_words(response)
     if not words:
         return Verdict.too_few()
-    seen, repeats = set(), []
-    for start, end in words:
-        word = response[start:end].lower()
-        if word in seen:
-            repeats.append((start, end))
-        seen.add(word)
-    if len(seen) / len(words) >= min_ratio:  # a quotient: 0.55 * 100 > 55.0 would fail 55 of 100
+    repeats = _repeats(response, words, str.lower)
+    if (len(words) - len(repeats)) / len(words) >= min_ratio:  # a quotient: 0.55 * 100 > 55.0 would fail 55 of 100
         return Verdict(passed=True, spans=())
     return Verdict(passed=False, spans=tuple(repeats))
 
