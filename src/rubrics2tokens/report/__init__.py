@@ -15,6 +15,8 @@ from rubrics2tokens.report.runs import RunFolder, find_runs
 from rubrics2tokens.report.table import build_table, format_table
 
 REPORT_DIR = "report"
+RUN_SETTINGS = ("relevance_source", "relevance_model", "token_partition", "reward_aggregation", "learning_rate",
+                "max_steps")  # what tells a study's variants apart, in each run's record
 
 __all__ = ["REPORT_DIR", "RunFolder", "find_runs", "write_report"]
 
@@ -39,7 +41,7 @@ def write_report(run_or_study_dir: str | Path, out: str | Path | None = None, ba
     page = out / "report.html"
     page.write_text(render_page(root, table, images, heatmaps, len(runs)), encoding="utf-8")
     report = {"root": str(root), "runs": [{"path": str(run.path), "variant": run.variant, "seed": run.seed,
-                                           "relevance_source": run.relevance_source,
+                                           **{key: run.setting(key) for key in RUN_SETTINGS},
                                            "heldout_steps": run.heldout_steps, "wall_s": run.wall_s}
                                           for run in runs],
               "table": table.to_json(), "curves": curves, "heatmaps": shown}

@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from rubrics2tokens.data.synthetic import QUALITY_FAMILIES
+from rubrics2tokens.verifiers.registry import TESTBED_PREFIX
+
 RESAMPLES = 2000
 CORE_METRICS = ("all_pass", "satisfaction", "length", "truncated", "entropy")
 
@@ -43,7 +46,8 @@ def _number(value: Any) -> float:
 
 def response_values(row: dict[str, Any]) -> dict[str, float]:
     """Metric -> value for one held-out response row (NaN where unknown); per-family pass is the mean of
-    the row's known verdicts of that family, keyed ``pass/<family>``."""
+    the row's known verdicts of that family, keyed ``pass/<family>``; ``constraints``, in a row that has testbed
+    quality rubrics, is the mean over the others (what the instructions asked, without the answer's quality)."""
     values = {"all_pass": _number(row.get("all_pass")), "satisfaction": _number(row.get("satisfaction")),
               "length": _number(row.get("length")), "truncated": _number(row.get("truncated")),
               "entropy": _number(row.get("entropy"))}
@@ -52,7 +56,15 @@ def response_values(row: dict[str, Any]) -> dict[str, float]:
         if verdict is not None:
             by_family.setdefault(family, []).append(float(verdict))
     values.update({f"pass/{family}": float(np.mean(verdicts)) for family, verdicts in by_family.items()})
+    if any(_is_quality(family) for family in row.get("families", [])):
+        asked = [verdict for family, verdicts in by_family.items() if not _is_quality(family) for verdict in verdicts]
+        values["constraints"] = float(np.mean(asked)) if asked else math.nan
     return values
+
+
+def _is_quality(family: str) -> bool:
+    """A testbed quality rubric (``testbed:distinct_words``): one that checks the answer, not an instruction's form."""
+    return family.startswith(TESTBED_PREFIX) and family.removeprefix(TESTBED_PREFIX) in QUALITY_FAMILIES
 
 
 def prompt_means(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -10,14 +10,17 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from rubrics2tokens.report.collapse import run_degeneration
 from rubrics2tokens.report.runs import RunFolder, group_by_variant
-from rubrics2tokens.report.stats import CORE_METRICS, Estimate, cell_matrix, difference, estimate, over_runs
+from rubrics2tokens.report.stats import (CORE_METRICS, Estimate, cell_matrix, difference, estimate, over_runs,
+                                         response_values)
 
 RTT_TIME_KEYS = tuple(f"rtt/time/{phase}_s" for phase in ("scoring", "relevance", "advantages"))
 DELTA_METRICS = ("all_pass", "satisfaction")
+CONSTRAINTS = "constraints"  # satisfaction without the quality rubrics (stats.response_values)
 BEFORE = "before training"  # the row of every run's first evaluation (the base policy)
 LABELS = {"all_pass": "all-pass", "satisfaction": "satisfaction", "length": "length (tokens)",
-          "truncated": "truncated", "entropy": "entropy"}
+          "truncated": "truncated", "entropy": "entropy", CONSTRAINTS: "constraints"}
 
 
 @dataclass
@@ -27,6 +30,8 @@ class VariantRow:
     steps: list[int]  # the held-out step compared, per run
     metrics: dict[str, Estimate]
     delta: dict[str, Estimate] = field(default_factory=dict)  # minus the baseline variant
+    gain: dict[str, Estimate] = field(default_factory=dict)  # minus the base model (the "before training" row)
+    degenerate: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # run label -> step -> criteria met
     median_step_time_s: Estimate | None = None  # each run's median, over runs
     rtt_share: float | None = None  # of the summed step time
     wall_s: Estimate | None = None
@@ -36,6 +41,8 @@ class VariantRow:
                 "seeds": [run.seed for run in self.runs], "heldout_steps": self.steps,
                 "metrics": {key: value.to_json() for key, value in self.metrics.items()},
                 "minus_baseline": {key: value.to_json() for key, value in self.delta.items()},
+                "minus_before_training": {key: value.to_json() for key, value in self.gain.items()},
+                "degenerate_runs": self.degenerate,
                 "median_step_time_s": self.median_step_time_s.to_json() if self.median_step_time_s else None,
                 "rtt_time_share": self.rtt_share, "wall_s": self.wall_s.to_json() if self.wall_s else None}
 
@@ -87,16 +94,20 @@ def build_table(runs: list[RunFolder], baseline: str | None = None) -> Table:
     first_rows = {str(run.path): run.heldout_rows(run.heldout_steps[0]) for run in runs if run.heldout_steps}
     prompts = sorted({row["prompt_id"] for rows in [*rows_at.values(), *first_rows.values()] for row in rows})
     families = sorted({key for rows in rows_at.values() for row in rows for key in _family_keys(row)})
-    metrics = [*CORE_METRICS, *families]
+    constraints = [CONSTRAINTS] if any(CONSTRAINTS in response_values(row) for rows in rows_at.values()
+                                       for row in rows) else []
+    metrics = [*CORE_METRICS, *constraints, *families]
+    deltas = [*DELTA_METRICS, *constraints]
 
     def matrix(group: list[RunFolder], metric: str, source: dict[str, list]) -> Any:
         return cell_matrix([source[str(run.path)] for run in group if str(run.path) in source], prompts, metric)
 
     # Every run's first evaluation is the same base model on the same prompts, so the base model is one run
     # whose cells pool all those responses: as one run per evaluation, the copies of it would narrow its interval.
-    base_model = [[row for rows in first_rows.values() for row in rows]]
+    base_model = {metric: cell_matrix([[row for rows in first_rows.values() for row in rows]], prompts, metric)
+                  for metric in metrics}
     table_rows = [VariantRow(BEFORE, runs, [run.heldout_steps[0] for run in runs if run.heldout_steps],
-                             {metric: estimate(cell_matrix(base_model, prompts, metric)) for metric in metrics})]
+                             {metric: estimate(base_model[metric]) for metric in metrics})]
     for name, group in groups.items():
         timings = [_timing(run) for run in group]
         total_step_time = sum(timing[1] for timing in timings)
@@ -104,10 +115,13 @@ def build_table(runs: list[RunFolder], baseline: str | None = None) -> Table:
                          {metric: estimate(matrix(group, metric, rows_at)) for metric in metrics},
                          median_step_time_s=over_runs([timing[0] for timing in timings]),
                          rtt_share=sum(timing[2] for timing in timings) / total_step_time if total_step_time else None,
-                         wall_s=over_runs([run.wall_s for run in group if run.wall_s is not None]))
+                         wall_s=over_runs([run.wall_s for run in group if run.wall_s is not None]),
+                         gain={metric: difference(matrix(group, metric, rows_at), base_model[metric])
+                               for metric in deltas},
+                         degenerate={run.label: found for run in group if (found := run_degeneration(run))})
         if baseline and name != baseline:
             row.delta = {metric: difference(matrix(group, metric, rows_at), matrix(groups[baseline], metric, rows_at))
-                         for metric in DELTA_METRICS}
+                         for metric in deltas}
         table_rows.append(row)
     return Table(table_rows, metrics, baseline)
 
@@ -144,10 +158,13 @@ def text_grid(header: list[str], rows: list[list[str]]) -> str:
 
 def table_sections(table: Table) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of the three tables: outcome, health and cost, pass rate per family."""
-    delta_header = [f"Δ {label(metric)} vs {table.baseline}" for metric in DELTA_METRICS] if table.baseline else []
-    outcome = [[row.name, str(len(row.runs)), steps_text(row.steps), fmt(row.metrics["all_pass"]),
-                fmt(row.metrics["satisfaction"]),
-                *([fmt(row.delta.get(metric), signed=True) for metric in DELTA_METRICS] if table.baseline else [])]
+    deltas = [metric for metric in (*DELTA_METRICS, CONSTRAINTS) if metric in table.metrics]
+    delta_header = [f"Δ {label(metric)} vs {table.baseline}" for metric in deltas] if table.baseline else []
+    outcome = [[row.name, str(len(row.runs)), steps_text(row.steps),
+                *(fmt(row.metrics[metric]) for metric in deltas),
+                fmt(row.gain.get("satisfaction"), signed=True),
+                *([fmt(row.delta.get(metric), signed=True) for metric in deltas] if table.baseline else []),
+                "-" if row.name == BEFORE else f"{len(row.degenerate)}/{len(row.runs)}"]
                for row in table.rows]
     health = [[row.name, fmt(row.metrics["length"], 1), fmt(row.metrics["truncated"]), fmt(row.metrics["entropy"]),
                fmt(row.median_step_time_s, 1), "-" if row.rtt_share is None else f"{row.rtt_share:.1%}",
@@ -159,7 +176,8 @@ def table_sections(table: Table) -> list[tuple[str, list[str], list[list[str]]]]
     prefix = os.path.commonprefix(names).rpartition(":")[0]  # "testbed" when every family is a testbed rule
     return [
         ("held-out outcome (mean [95% interval] over seeds x prompts)",
-         ["variant", "runs", "step", "all-pass", "satisfaction", *delta_header], outcome),
+         ["variant", "runs", "step", *(label(metric) for metric in deltas), "Δ satisfaction vs before training",
+          *delta_header, "degenerate runs"], outcome),
         ("held-out health and cost",
          ["variant", "length (tokens)", "truncated", "entropy", "median step time (s)", "RTT share",
           "wall time/run (s)"],
@@ -170,4 +188,9 @@ def table_sections(table: Table) -> list[tuple[str, list[str], list[list[str]]]]
 
 
 def format_table(table: Table) -> str:
-    return "\n\n".join(f"{title}\n{text_grid(header, rows)}" for title, header, rows in table_sections(table))
+    text = "\n\n".join(f"{title}\n{text_grid(header, rows)}" for title, header, rows in table_sections(table))
+    found = [f"  {run} at step {step}: {'; '.join(reasons)}" for row in table.rows
+             for run, steps in row.degenerate.items() for step, reasons in steps.items()]
+    if found:
+        text += "\n\ndegenerate runs (the collapse criterion: rubrics2tokens/report/collapse.py)\n" + "\n".join(found)
+    return text
