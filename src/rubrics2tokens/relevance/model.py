@@ -35,6 +35,11 @@ VERDICT_WORDS = {True: "PASS", False: "FAIL"}
 ATTENTIONS = ("backbone", "bidirectional")  # `RelevanceModelConfig.attention`
 
 
+def check_attention(attention: str) -> None:
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
+
+
 @dataclass
 class RelevanceModelConfig:
     template: str = DEFAULT_TEMPLATE
@@ -48,6 +53,9 @@ class RelevanceModelConfig:
     """``backbone``: the backbone's own attention (causal for a decoder: a token sees only what precedes it);
     ``bidirectional``: every token of an input attends to every other, so a decoder reads the whole response
     before it scores a token (rubrics that count bullets or paragraphs decide every token from the total)."""
+
+    def __post_init__(self):
+        check_attention(self.attention)
 
     @property
     def reads_verdict(self) -> bool:
@@ -103,7 +111,10 @@ class RelevanceModel:
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():
             raise FileNotFoundError(f"{directory} is not a relevance-model checkpoint (no {CONFIG_FILE})")
-        config = RelevanceModelConfig(**json.loads(config_path.read_text(encoding="utf-8")))  # older: no attention
+        try:  # an older file has no attention: 'backbone', what it was trained with
+            config = RelevanceModelConfig(**json.loads(config_path.read_text(encoding="utf-8")))
+        except (TypeError, ValueError) as error:  # a misspelt or unknown key, a value out of range
+            raise ValueError(f"{config_path}: {error}") from None
         tokenizer = AutoTokenizer.from_pretrained(directory)
         with _loaded_whole():
             model = AutoModelForTokenClassification.from_pretrained(directory, num_labels=1, dtype=dtype)

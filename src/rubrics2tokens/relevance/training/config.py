@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rubrics2tokens.models.loading import MINILM_BACKBONE
-from rubrics2tokens.relevance.model import ATTENTIONS, DEFAULT_TEMPLATE, VERDICT_TEMPLATE, RelevanceModelConfig
+from rubrics2tokens.relevance.model import DEFAULT_TEMPLATE, VERDICT_TEMPLATE, RelevanceModelConfig, check_attention
 from rubrics2tokens.yaml_config import ConfigError, build_config, read_config_tree
 
 CAPITAL_MARK = "^"  # precedes every capital letter for tokenizers that lowercase; its own token in BERT vocabularies
@@ -90,8 +90,7 @@ class RelevanceTrainingConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is None and self.epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
+        check_attention(self.attention)
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
 
