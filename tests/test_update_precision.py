@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 from trl.trainer.utils import add_fused_lm_head
 
 from rubrics2tokens.trainer import completion_logprobs
-from rubrics2tokens.trainer.completion_logprobs import score_labelled_rows_on_cpu
+from rubrics2tokens.trainer.completion_logprobs import _scores, score_labelled_rows_on_cpu
 from rubrics2tokens.trainer.master_weights import MASTER_KEY, with_master_weights
 
 TEMPERATURE = 0.7
@@ -56,18 +56,27 @@ def test_plain_cpu_scoring_matches_trls_fused_head(tiny_model_dir):
         assert torch.allclose(grad, expected_grads[name], atol=1e-5), name
 
 
-def test_plain_cpu_scoring_leaves_large_batches_and_generation_to_trl(tiny_model_dir, monkeypatch):
+def test_plain_cpu_scoring_pieces_large_batches_without_autograd_and_leaves_them_to_trl_with_it(tiny_model_dir,
+                                                                                                 monkeypatch):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     add_fused_lm_head(model, temperature=TEMPERATURE, outputs=("log_probs", "entropy"))
     reference = copy.deepcopy(model)
     score_labelled_rows_on_cpu(model, TEMPERATURE)
     batch = _batch(model)
-    monkeypatch.setattr(completion_logprobs, "MAX_LOGITS", 1)  # over budget: TRL's kernel, same numbers
-    with torch.no_grad():
-        assert torch.allclose(model(**batch, fused_lm_head=True).log_probs,
-                              reference(**batch, fused_lm_head=True).log_probs)
+    pieces = []
+    monkeypatch.setattr(completion_logprobs, "_scores", lambda logits, targets: pieces.append(len(targets))
+                        or _scores(logits, targets))
+    monkeypatch.setattr(completion_logprobs, "MAX_LOGITS", 2 * model.config.vocab_size)  # 2 positions a piece
+    with torch.no_grad():  # the held-out evaluation: the plain path, in pieces
+        got, expected = model(**batch, fused_lm_head=True), reference(**batch, fused_lm_head=True)
+        assert pieces == [2] * 9  # 18 labelled positions: 3 rows x 6 (7 completion tokens, less one padded x 3)
+        assert torch.allclose(got.log_probs, expected.log_probs, atol=1e-5)
+        assert torch.allclose(got.entropy, expected.entropy, atol=1e-5)
         plain = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     assert plain.logits.shape[-1] == model.config.vocab_size  # without fused_lm_head: the model's own forward
+    pieces.clear()
+    got = model(**batch, fused_lm_head=True)  # autograd on and over budget: TRL's kernel, same numbers
+    assert pieces == [] and torch.allclose(got.log_probs, expected.log_probs, atol=1e-5)
 
 
 def test_a_capped_head_keeps_trls_path(tiny_model_dir):

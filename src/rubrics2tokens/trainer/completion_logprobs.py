@@ -9,9 +9,10 @@ positions, 49,152 logits) 3.7 of the update's 5.6 s (measured with torch's profi
 
 `score_labelled_rows_on_cpu` puts a plain path in front of it on a CPU: the LM head over the labelled
 positions only (the completion tokens, about half the rows), one log-softmax in float32, autograd for
-the backward. It materialises ``(labelled positions, V)`` float32 logits, so it runs only while they fit
-in `MAX_LOGITS`; larger batches, models whose head scales or caps its logits, and non-CPU devices keep
-TRL's kernel (the device is checked at each call: the trainer moves the model after this is added). The
+the backward. It materialises ``(labelled positions, V)`` float32 logits, so with autograd on it runs only
+while they fit in `MAX_LOGITS`; without autograd (the held-out evaluation: 32 completions of 128 tokens are
+1.5 times that) it scores them in pieces that fit. Larger training batches, models whose head scales or caps
+its logits, and non-CPU devices keep TRL's kernel (the device is checked at each call: the trainer moves the model after this is added). The
 output is TRL's `FusedCausalLMOutput` with the fields TRL's GRPO loss reads.
 """
 
@@ -50,16 +51,17 @@ def score_labelled_rows_on_cpu(model: PreTrainedModel, temperature: float) -> bo
                  and kwargs.get("shift_labels") is None and kwargs.get("num_items_in_batch") is None
                  and not kwargs.get("output_router_logits"))
         vocab = self.get_output_embeddings().weight.shape[0]
-        if not plain or int((labels[:, 1:] != -100).sum()) * vocab > MAX_LOGITS:
+        # with autograd on, every piece's logits live until the backward: the plain path only while they fit
+        if not plain or (torch.is_grad_enabled() and int((labels[:, 1:] != -100).sum()) * vocab > MAX_LOGITS):
             return fused_forward(*args, fused_lm_head=fused_lm_head, labels=labels, **kwargs)
         kwargs["use_cache"] = False
         hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
         targets = labels[:, 1:]
         mask = targets != -100
-        logits = self.get_output_embeddings()(hidden[mask]).float() / temperature  # (N, V), N labelled positions
-        log_softmax = logits.log_softmax(-1)
-        log_probs = log_softmax.gather(-1, targets[mask].unsqueeze(-1)).squeeze(-1)
-        entropy = -(log_softmax.exp() * log_softmax).sum(-1)
+        rows = max(1, MAX_LOGITS // vocab)  # without autograd (held-out evaluation) a piece is freed after use
+        pieces = [_scores(self.get_output_embeddings()(piece).float() / temperature, piece_targets)
+                  for piece, piece_targets in zip(hidden[mask].split(rows), targets[mask].split(rows))]
+        log_probs, entropy = (torch.cat(values) for values in zip(*pieces))
         return FusedCausalLMOutput(
             loss=-log_probs.sum() / mask.sum().clamp(min=1),
             log_probs=_scatter(log_probs, mask),
@@ -69,6 +71,13 @@ def score_labelled_rows_on_cpu(model: PreTrainedModel, temperature: float) -> bo
 
     model.forward = types.MethodType(forward, model)
     return True
+
+
+def _scores(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, V)`` float32 logits of N labelled positions and their ``(N,)`` targets -> (log-probability of each
+    target, entropy of each position's distribution), both ``(N,)``."""
+    log_softmax = logits.log_softmax(-1)
+    return log_softmax.gather(-1, targets.unsqueeze(-1)).squeeze(-1), -(log_softmax.exp() * log_softmax).sum(-1)
 
 
 def _scatter(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
