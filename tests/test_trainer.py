@@ -11,7 +11,8 @@ from rubrics2tokens.data.dataset import to_trl_dataset
 from rubrics2tokens.data.synthetic import generate_rows
 from rubrics2tokens.relevance.sources import OracleRelevance, RelevanceInputs
 from rubrics2tokens.scoring.router import RoutingScorer
-from rubrics2tokens.trainer import RTTConfig, RTTGRPOTrainer
+from rubrics2tokens.trainer import RTTConfig, RTTGRPOTrainer, completion_logprobs
+from rubrics2tokens.trainer.completion_logprobs import _scores
 
 
 def make_trainer(model_dir, tmp_path, **overrides) -> RTTGRPOTrainer:
@@ -67,6 +68,18 @@ def test_loss_and_gradients_match_a_hand_written_token_surrogate(tiny_model_dir,
     torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-6)
     for got, want in zip(trl_grads, (p.grad for p in model.parameters()), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)
+
+
+def test_the_reference_model_is_scored_by_the_plain_cpu_head_too(tiny_model_dir, tmp_path, monkeypatch):
+    trainer = make_trainer(tiny_model_dir, tmp_path, beta=0.04)
+    scored = []
+    monkeypatch.setattr(completion_logprobs, "_scores", lambda logits, targets: scored.append(len(targets))
+                        or _scores(logits, targets))
+    input_ids = torch.tensor([[5, 6, 7, 8, 9]])
+    labels = torch.tensor([[-100, -100, 7, 8, 9]])
+    with torch.no_grad():
+        trainer.ref_model(input_ids=input_ids, labels=labels, fused_lm_head=True)
+    assert scored == [3]
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -170,8 +170,10 @@ class RTTGRPOTrainer(GRPOTrainer):
         self._counter_totals: dict[str, float] = {}  # the scorer's counters, all processes, at the last batch
         self.add_callback(self.heldout)
         self._use_master_weights()
-        if args.logprob_head == "plain" and isinstance(self.model, PreTrainedModel):  # PEFT keeps TRL's head
-            score_labelled_rows_on_cpu(self.model, self.temperature)
+        if args.logprob_head == "plain":  # the policy and, with beta > 0, the reference (PEFT keeps TRL's head)
+            for model_to_score in (self.model, self.ref_model):
+                if isinstance(model_to_score, PreTrainedModel):
+                    score_labelled_rows_on_cpu(model_to_score, self.temperature)
 
     def _use_master_weights(self) -> None:
         """A bf16/fp16 policy trains with float32 master weights (trainer/master_weights.py), unless the caller
