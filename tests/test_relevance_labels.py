@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import re
 
 import pytest
@@ -131,3 +132,24 @@ def test_rtt_relevance_label_writes_a_valid_label_file(tiny_model_dir, tmp_path,
     pairs = load_labels(out)
     assert {pair.prompt_id for pair in pairs} == set(responses)
     assert all(pair.response == responses[pair.prompt_id][0] for pair in pairs)
+
+
+def test_quality_rubrics_label_the_responses_already_sampled(tiny_model_dir, tmp_path, capsys):
+    """Labels for the quality rubrics come from the responses of an earlier label file, not new samples: a
+    prompt's drawn constraints and id stay the same, and a relevance model reads (rubric, response) only."""
+    first, second = tmp_path / "labels.jsonl", tmp_path / "quality" / "labels.jsonl"
+    args = ["relevance", "label", "--policy", str(tiny_model_dir), "--num-prompts", "2", "--seed", "1",
+            "--max-new-tokens", "8", "--batch-size", "2"]
+    main([*args, "--out", str(first)])
+    second.parent.mkdir()
+    shutil.copy(tmp_path / "labels.responses.jsonl", second.with_suffix(".responses.jsonl"))
+    main([*args, "--quality-rubrics", "distinct_words", "end_with_sentence", "--out", str(second)])
+    capsys.readouterr()
+    assert read_responses(second.with_suffix(".responses.jsonl")) == read_responses(tmp_path / "labels.responses.jsonl")
+    before, after = load_labels(first), load_labels(second)
+    assert {pair.family for pair in after} - {pair.family for pair in before} == {"testbed:distinct_words",
+                                                                                  "testbed:end_with_sentence"}
+    assert [pair for pair in after if pair.family not in {"testbed:distinct_words", "testbed:end_with_sentence"}] \
+        == before
+    with pytest.raises(SystemExit, match="not to --prompts"):
+        main([*args, "--quality-rubrics", "distinct_words", "--prompts", str(first), "--out", str(second)])

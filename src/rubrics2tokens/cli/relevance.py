@@ -30,6 +30,9 @@ def add_relevance_commands(subparsers: Any) -> None:
     label.add_argument("--prompts", default=None, help="prompt rows (HIR-16K JSONL) instead of testbed prompts")
     label.add_argument("--num-prompts", type=int, default=1000, help="testbed prompts to generate when there are no --prompts")
     label.add_argument("--seed", type=int, default=0, help="testbed and sampling seed")
+    label.add_argument("--quality-rubrics", nargs="*", default=(),
+                       help="testbed quality families to add to every generated prompt (no_repeated_sentences, "
+                            "distinct_words, end_with_sentence): the same drawn constraints, three more rubrics")
     label.add_argument("--samples-per-prompt", type=int, default=1, help="responses sampled for each prompt")
     label.add_argument("--policy", default=DEFAULT_POLICY,
                        help="policy that writes the responses: a Hugging Face Hub id, a local folder or an embedded "
@@ -82,7 +85,10 @@ def _label(args: argparse.Namespace) -> None:
 
     if args.annotator_url and not args.annotator_model:
         raise SystemExit("--annotator-url needs --annotator-model (the name the annotator's server serves)")
-    rows = load_prompt_rows(args.prompts) if args.prompts else generate_rows(args.num_prompts, seed=args.seed)
+    if args.prompts and args.quality_rubrics:
+        raise SystemExit("--quality-rubrics adds rubrics to generated testbed prompts, not to --prompts")
+    rows = (load_prompt_rows(args.prompts) if args.prompts
+            else generate_rows(args.num_prompts, seed=args.seed, quality_rubrics=args.quality_rubrics))
     out = Path(args.out)
     model, tokenizer = load_policy(args.policy)
     responses = sample_responses(model, tokenizer, rows, out.with_suffix(".responses.jsonl"),
