@@ -146,6 +146,38 @@ def logged_steps(folder: Path) -> list[int]:
     return [record["step"] for record in records if "rubrics/satisfaction" in record]
 
 
+def test_the_shipped_intra_study_checks_and_trains_a_chosen_variant_alone(tmp_path):
+    """configs/study_intra.yaml: every variant intra_sample in the pilot's regime, the seeds the issue asks for;
+    --variants plans only the named variants' runs."""
+    out = tmp_path / "study"
+    result = rtt_study(str(REPO / "configs" / "study_intra.yaml"), "--out", str(out), "--dry-run",
+                       "--variants", "grpo-csr", "random-intra")
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = [line.split()[0] for line in result.stdout.splitlines() if "/seed" in line.split()[0]]
+    assert planned == [f"{variant}/seed{seed}" for seed in range(5) for variant in ("grpo-csr", "random-intra")]
+    assert not (out / "oracle-intra").exists()
+    result = rtt_study(str(REPO / "configs" / "study_intra.yaml"), "--out", str(out), "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = load_study(REPO / "configs" / "study_intra.yaml", out)
+    configs = {run.name: load_run_config(run.config_path) for run in study.runs}
+    seeds = {variant: sum(name.startswith(variant + "/") for name in configs)
+             for variant in {name.split("/")[0] for name in configs}}
+    assert seeds["grpo-csr"] == seeds["oracle-intra"] == seeds["random-intra"] == seeds["decoder-intra"] == 5
+    assert min(seeds.values()) >= 3
+    rtt = [config.training for name, config in configs.items() if not name.startswith("grpo-csr/")]
+    assert {training.token_partition for training in rtt} == {"intra_sample"}
+    assert all(config.data.testbed.quality_rubrics and config.eval.num_prompts >= 64 and config.eval.samples == 2
+               for config in configs.values())
+    assert "pilot never saw" in (REPO / "configs" / "study_intra.yaml").read_text()
+    pilot = load_study(REPO / "configs" / "pilot_intra.yaml", tmp_path / "pilot")
+    study_config = next(iter(configs.values()))
+    assert pilot.base["eval"]["seed"] != study_config.eval.seed
+    assert pilot.base["data"]["testbed"]["seed"] != study_config.data.testbed.seed
+    assert not {run.seed for run in pilot.runs} & {run.seed for run in study.runs}
+    unknown = rtt_study(str(REPO / "configs" / "study_intra.yaml"), "--out", str(out), "--variants", "grpo")
+    assert unknown.returncode != 0 and "--variants: grpo not in" in unknown.stderr
+
+
 def test_a_killed_study_resumes_its_second_run_without_repeating_the_first(tiny_model_dir, tmp_path):
     out = tmp_path / "study"
     path = write_study(tmp_path, TINY_STUDY.format(out=out, model=tiny_model_dir, steps=4))

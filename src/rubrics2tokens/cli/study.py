@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -22,6 +23,9 @@ def add_study_commands(subparsers: Any) -> None:
                        help="keep a finished run's checkpoints (default: delete them; its model is in final/)")
     study.add_argument("--dry-run", action="store_true",
                        help="check every run's config and show what would run, train nothing")
+    study.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                       help="train only these variants' runs, in the study file's order (the others stay as they "
+                            "are; the report covers every run on disk)")
     study.set_defaults(run=_study)
 
     report = subparsers.add_parser("report", help="tables, learning curves and token-credit heatmaps of run folders")
@@ -47,6 +51,16 @@ def _report(args: argparse.Namespace) -> None:
         raise SystemExit(f"rtt report: error: {error}") from None
 
 
+def _only_variants(study: Any, names: list[str]) -> Any:
+    """``study`` with only the runs of the variants ``names`` (each must be one of the study's)."""
+    known = list(dict.fromkeys(run.variant for run in study.runs))
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"rtt study: error: --variants: {', '.join(unknown)} not in {study.path} "
+                         f"(its variants: {', '.join(known)})")
+    return dataclasses.replace(study, runs=tuple(run for run in study.runs if run.variant in names))
+
+
 def _stop_on_sigterm(*_: Any) -> None:
     raise SystemExit(143)  # unwinds run_study, which stops its runs; their checkpoints stay for a rerun
 
@@ -57,6 +71,8 @@ def _study(args: argparse.Namespace) -> None:
     from rubrics2tokens.study.spec import write_run_configs
 
     study = load_study(args.study, args.out)
+    if args.variants:
+        study = _only_variants(study, args.variants)
     if args.dry_run:
         states = {run: run_state(run) for run in study.runs}
         write_run_configs(study, started={run.folder for run, state in states.items() if state != "new"})
