@@ -225,6 +225,30 @@ def test_a_random_source_gives_the_stop_token_no_credit_in_a_training_step(tiny_
     torch.testing.assert_close(advantages[:, -1], torch.tensor([0.3, -0.3]))
 
 
+@pytest.mark.parametrize("stop_credit", [True, False])
+def test_stop_credit_decides_whether_the_oracle_blames_the_stop_token(tiny_model_dir, tmp_path, tokenizer,
+                                                                      stop_credit):
+    """The oracle blames the stop of a response that stopped short of a lower limit; under intra_sample that lone
+    flag z-scores the stop to about -sqrt(length) (docs/study.md, the intra pilot). stop_credit=false leaves the
+    stop the response advantage only, as every other source does."""
+    from test_trainer import make_trainer
+
+    trainer = make_trainer(tiny_model_dir, tmp_path, relevance_source="oracle", token_partition="intra_sample",
+                           num_generations=2, per_device_train_batch_size=2, stop_credit=stop_credit)
+    completion_ids, loss_mask, scored = stopped_response(tokenizer, "the river is warm")
+    completion_ids, loss_mask = completion_ids.repeat(2, 1), loss_mask.repeat(2, 1)
+    scored = type(scored)(verdicts=scored.verdicts.repeat(2, 1), rubric_weights=scored.rubric_weights.repeat(2, 1),
+                          spans=scored.spans * 2, rubrics=scored.rubrics * 2, stops=scored.stops.repeat(2, 1))
+    output = {"completion_ids": completion_ids, "completion_mask": loss_mask, "advantages": torch.tensor([0.3, -0.3])}
+    trainer._add_token_credit(output, "train", scored, ["p", "p"])
+    stop_term = output["advantages"][:, -1] - torch.tensor([0.3, -0.3])
+    if stop_credit:
+        others = output["advantages"][:, :-1] - torch.tensor([[0.3], [-0.3]])
+        assert (stop_term < -1.0).all() and (others > 0).all(), "the lone blamed stop z-scored, the rest above 0"
+    else:
+        torch.testing.assert_close(stop_term, torch.zeros(2))
+
+
 def test_every_stop_id_of_the_generation_config_counts_as_a_stop(tokenizer):
     """issue 20 defect 4: one EOS id assumed. A chat model that also stops on <|endoftext|> (its generation config
     lists two ids): a response ending on either stopped on its own, so it is not truncated, its failed lower

@@ -103,6 +103,11 @@ class RTTConfig(GRPOConfig):
     zero_special_tokens: bool = field(default=True, metadata={
         "help": "Give EOS and other special tokens no token-level advantage and leave them out of its "
                 "statistics (so the token term is no implicit length term)."})
+    stop_credit: bool = field(default=True, metadata={
+        "help": "Under zero_special_tokens, still let a source that flags the stop (the oracle: 'stopping early' "
+                "for an unmet lower limit, method.md §5) put its credit on the stop token. false: the stop gets no "
+                "token term from any source. Under intra_sample a row flagging the stop alone z-scores it to about "
+                "-sqrt(length) (docs/study.md, the intra pilot)."})
 
     def __post_init__(self):
         with warnings.catch_warnings():

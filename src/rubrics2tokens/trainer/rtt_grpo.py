@@ -240,7 +240,7 @@ class RTTGRPOTrainer(GRPOTrainer):
         token_mask = loss_mask.bool()
         if self.args.zero_special_tokens:
             token_mask = credit_mask(completion_ids, token_mask, scored, self._special_ids, self._stop_ids,
-                                     getattr(self.relevance, "flags_stop", False))
+                                     self.args.stop_credit and getattr(self.relevance, "flags_stop", False))
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
         device = completion_ids.device
         token_adv = rtt_token_advantages(
