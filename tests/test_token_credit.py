@@ -207,22 +207,31 @@ def test_only_a_source_that_flags_the_stop_lets_the_stop_token_carry_credit(toke
         assert mask[0, :-1].all(), "every other token of the response may carry credit"
 
 
-def test_a_random_source_gives_the_stop_token_no_credit_in_a_training_step(tiny_model_dir, tmp_path, tokenizer):
-    """issue 20 defect 3 through the trainer: under relevance_source 'random' the EOS of a response whose verdict
-    blames the stop gets the response advantage only, no token term."""
+RESPONSE_ADVANTAGES = torch.tensor([0.3, -0.3])
+
+
+def token_terms_of_a_stopped_pair(tokenizer, tiny_model_dir, tmp_path, **settings) -> torch.Tensor:
+    """``(2, T)`` token term (advantage minus the response advantage) a trainer with ``settings`` gives two copies
+    of "the river is warm" + EOS, a response whose verdict blames the stop ("river" once of twice)."""
     from test_trainer import make_trainer
 
-    trainer = make_trainer(tiny_model_dir, tmp_path, relevance_source="random", token_partition="intra_sample",
-                           num_generations=2, per_device_train_batch_size=2)
+    trainer = make_trainer(tiny_model_dir, tmp_path, token_partition="intra_sample", num_generations=2,
+                           per_device_train_batch_size=2, **settings)
     completion_ids, loss_mask, scored = stopped_response(tokenizer, "the river is warm")
     completion_ids, loss_mask = completion_ids.repeat(2, 1), loss_mask.repeat(2, 1)
     scored = type(scored)(verdicts=scored.verdicts.repeat(2, 1), rubric_weights=scored.rubric_weights.repeat(2, 1),
                           spans=scored.spans * 2, rubrics=scored.rubrics * 2, stops=scored.stops.repeat(2, 1))
-    output = {"completion_ids": completion_ids, "completion_mask": loss_mask, "advantages": torch.tensor([0.3, -0.3])}
+    output = {"completion_ids": completion_ids, "completion_mask": loss_mask, "advantages": RESPONSE_ADVANTAGES}
     trainer._add_token_credit(output, "train", scored, ["p", "p"])
-    advantages = output["advantages"]
-    assert (advantages[:, :-1] != advantages[:, :1]).any(), "the token term is there on the other tokens"
-    torch.testing.assert_close(advantages[:, -1], torch.tensor([0.3, -0.3]))
+    return output["advantages"] - RESPONSE_ADVANTAGES[:, None]
+
+
+def test_a_random_source_gives_the_stop_token_no_credit_in_a_training_step(tiny_model_dir, tmp_path, tokenizer):
+    """issue 20 defect 3 through the trainer: under relevance_source 'random' the EOS of a response whose verdict
+    blames the stop gets the response advantage only, no token term."""
+    terms = token_terms_of_a_stopped_pair(tokenizer, tiny_model_dir, tmp_path, relevance_source="random")
+    assert (terms[:, :-1] != 0).any(), "the token term is there on the other tokens"
+    torch.testing.assert_close(terms[:, -1], torch.zeros(2))
 
 
 @pytest.mark.parametrize("stop_credit", [True, False])
@@ -231,22 +240,12 @@ def test_stop_credit_decides_whether_the_oracle_blames_the_stop_token(tiny_model
     """The oracle blames the stop of a response that stopped short of a lower limit; under intra_sample that lone
     flag z-scores the stop to about -sqrt(length) (docs/study.md, the intra pilot). stop_credit=false leaves the
     stop the response advantage only, as every other source does."""
-    from test_trainer import make_trainer
-
-    trainer = make_trainer(tiny_model_dir, tmp_path, relevance_source="oracle", token_partition="intra_sample",
-                           num_generations=2, per_device_train_batch_size=2, stop_credit=stop_credit)
-    completion_ids, loss_mask, scored = stopped_response(tokenizer, "the river is warm")
-    completion_ids, loss_mask = completion_ids.repeat(2, 1), loss_mask.repeat(2, 1)
-    scored = type(scored)(verdicts=scored.verdicts.repeat(2, 1), rubric_weights=scored.rubric_weights.repeat(2, 1),
-                          spans=scored.spans * 2, rubrics=scored.rubrics * 2, stops=scored.stops.repeat(2, 1))
-    output = {"completion_ids": completion_ids, "completion_mask": loss_mask, "advantages": torch.tensor([0.3, -0.3])}
-    trainer._add_token_credit(output, "train", scored, ["p", "p"])
-    stop_term = output["advantages"][:, -1] - torch.tensor([0.3, -0.3])
+    terms = token_terms_of_a_stopped_pair(tokenizer, tiny_model_dir, tmp_path, relevance_source="oracle",
+                                          stop_credit=stop_credit)
     if stop_credit:
-        others = output["advantages"][:, :-1] - torch.tensor([[0.3], [-0.3]])
-        assert (stop_term < -1.0).all() and (others > 0).all(), "the lone blamed stop z-scored, the rest above 0"
+        assert (terms[:, -1] < -1.0).all() and (terms[:, :-1] > 0).all(), "the lone blamed stop z-scored"
     else:
-        torch.testing.assert_close(stop_term, torch.zeros(2))
+        torch.testing.assert_close(terms[:, -1], torch.zeros(2))
 
 
 def test_every_stop_id_of_the_generation_config_counts_as_a_stop(tokenizer):
