@@ -166,6 +166,7 @@ def test_the_shipped_intra_study_checks_and_trains_a_chosen_variant_alone(tmp_pa
     assert min(seeds.values()) >= 3
     rtt = [config.training for name, config in configs.items() if not name.startswith("grpo-csr/")]
     assert {training.token_partition for training in rtt} == {"intra_sample"}
+    assert {(training.token_advantage_coef, training.stop_credit) for training in rtt} == {(0.2, False)}, "round 8"
     assert all(config.data.testbed.quality_rubrics and config.eval.num_prompts >= 64 and config.eval.samples == 2
                for config in configs.values())
     assert "pilot never saw" in (REPO / "configs" / "study_intra.yaml").read_text()
