@@ -144,6 +144,7 @@ FIELD_RULES: dict[str, Rule] = {
     "training.rollout_batch_size": at_least(1),
     "training.rollout_dtype": one_of(ROLLOUT_DTYPES),
     "training.zero_special_tokens": FREE,
+    "training.stop_credit": FREE,
     "training.keep_checkpoints": FREE,
     "training.overlong_penalty_tokens": at_least(0),  # at most max_completion_length: RTTConfig checks the pair
     # TRL / transformers fields a run config sets; ranges where a bad value fails late or means nothing
