@@ -97,7 +97,7 @@ def build_table(runs: list[RunFolder], baseline: str | None = None) -> Table:
     constraints = [CONSTRAINTS] if any(CONSTRAINTS in response_values(row) for rows in rows_at.values()
                                        for row in rows) else []
     metrics = [*CORE_METRICS, *constraints, *families]
-    deltas = [*DELTA_METRICS, *constraints]
+    deltas = delta_metrics(metrics)
 
     def matrix(group: list[RunFolder], metric: str, source: dict[str, list]) -> Any:
         return cell_matrix([source[str(run.path)] for run in group if str(run.path) in source], prompts, metric)
@@ -124,6 +124,11 @@ def build_table(runs: list[RunFolder], baseline: str | None = None) -> Table:
                          for metric in deltas}
         table_rows.append(row)
     return Table(table_rows, metrics, baseline)
+
+
+def delta_metrics(metrics: list[str]) -> list[str]:
+    """The metrics a variant is compared on (against the baseline and the base model), of the table's ``metrics``."""
+    return [metric for metric in (*DELTA_METRICS, CONSTRAINTS) if metric in metrics]
 
 
 def _family_keys(row: dict[str, Any]) -> list[str]:
@@ -158,7 +163,7 @@ def text_grid(header: list[str], rows: list[list[str]]) -> str:
 
 def table_sections(table: Table) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of the three tables: outcome, health and cost, pass rate per family."""
-    deltas = [metric for metric in (*DELTA_METRICS, CONSTRAINTS) if metric in table.metrics]
+    deltas = delta_metrics(table.metrics)
     delta_header = [f"Δ {label(metric)} vs {table.baseline}" for metric in deltas] if table.baseline else []
     outcome = [[row.name, str(len(row.runs)), steps_text(row.steps),
                 *(fmt(row.metrics[metric]) for metric in deltas),
