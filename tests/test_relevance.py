@@ -9,7 +9,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from rubrics2tokens.data.schema import Rubric
 from rubrics2tokens.relevance.alignment import _prefix_spans, _streaming_spans, spans_to_token_mask, token_char_spans
-from rubrics2tokens.relevance.sources import (OracleRelevance, RandomRelevance, RelevanceInputs, UniformRelevance,
+from rubrics2tokens.relevance.sources import (OracleRelevance, RandomRelevance, RelevanceInputs, ShuffledOracleRelevance,
+                                              UniformRelevance,
                                               build_relevance_source)
 from rubrics2tokens.scoring.router import RoutingScorer
 
@@ -154,6 +155,29 @@ def test_oracle_blames_no_token_for_too_few_units_when_the_response_was_cut(tiny
     assert stopped[0, 0, len(ids[0]) - 1] == 1 and stopped[0, 0].sum() == 1, "only the stop, never ' river'"
     cut = RelevanceInputs(inputs.completion_ids[:, :-1], inputs.completion_mask[:, :-1], inputs.scored)
     assert torch.all(OracleRelevance(tiny_tokenizer)(cut) == 0), "a response cut at the limit did not stop"
+
+
+def test_shuffled_oracle_keeps_each_rows_flags_and_moves_them(tiny_tokenizer):
+    rubrics = [Rubric("no commas", "testbed:no_commas"),
+               Rubric("keyword river", "testbed:include_keyword", {"keyword": "river"}),
+               Rubric("judge only", None)]
+    responses = ["the river, the sea, the sky, the hills, the plain, the road", "no punctuation here"]
+    inputs, _ = _scored_inputs(tiny_tokenizer, responses, rubrics)
+    oracle = OracleRelevance(tiny_tokenizer)(inputs)
+    open_tokens = inputs.completion_mask.bool() & (inputs.completion_ids != tiny_tokenizer.eos_token_id)
+    draws = [ShuffledOracleRelevance(tiny_tokenizer, seed=seed)(inputs) for seed in range(5)]
+    torch.testing.assert_close(draws[0], ShuffledOracleRelevance(tiny_tokenizer, seed=0)(inputs), equal_nan=True)
+    for shuffled in draws:
+        assert torch.isnan(shuffled[:, 2]).all(), "unknown relevance stays unknown"
+        for i in range(2):
+            for k in range(2):
+                assert shuffled[i, k][~open_tokens[i]].abs().sum() == 0, "nothing on padding or the stop"
+                assert shuffled[i, k][open_tokens[i]].sort().values.tolist() == \
+                    oracle[i, k][open_tokens[i]].sort().values.tolist(), "the row's flags, moved"
+    assert oracle[1, 1][~open_tokens[1] & inputs.completion_mask[1].bool()].tolist() == [1.0], \
+        "the oracle blames the stop of a response without the keyword; the shuffled source drops that flag"
+    assert any(not torch.equal(shuffled[0, 0], oracle[0, 0]) for shuffled in draws), "the comma flags move"
+    assert isinstance(build_relevance_source("shuffled", tiny_tokenizer, seed=3), ShuffledOracleRelevance)
 
 
 def test_uniform_and_random_sources_have_the_batch_shape(tiny_tokenizer):

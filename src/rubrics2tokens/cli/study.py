@@ -8,9 +8,12 @@ import dataclasses
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rubrics2tokens.report import REPORT_DIR, write_report
+
+if TYPE_CHECKING:  # imported where used: `rtt --help` does not load the study runner
+    from rubrics2tokens.study.spec import Study
 
 
 def add_study_commands(subparsers: Any) -> None:
@@ -51,7 +54,7 @@ def _report(args: argparse.Namespace) -> None:
         raise SystemExit(f"rtt report: error: {error}") from None
 
 
-def _only_variants(study: Any, names: list[str]) -> Any:
+def _only_variants(study: Study, names: list[str]) -> Study:
     """``study`` with only the runs of the variants ``names`` (each must be one of the study's)."""
     known = list(dict.fromkeys(run.variant for run in study.runs))
     unknown = [name for name in names if name not in known]

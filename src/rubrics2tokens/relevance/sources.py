@@ -104,6 +104,37 @@ class OracleRelevance:
         return weights.to(inputs.completion_ids.device)
 
 
+class ShuffledOracleRelevance:
+    """The oracle's flags on random tokens: the control for *where* the credit goes.
+
+    Each (response, rubric) row keeps the oracle's weights, permuted over the response's tokens that can carry
+    token credit (generated, not special), with a seeded generator. The row keeps its number of flagged tokens
+    and so its distribution under every partition (`intra_sample` amplifies a sparse row the same), only the
+    places change; `random` (w ~ U[0, 1]) changes both. A flag the oracle put on the stop token is dropped, as
+    the trainer drops it for every source but the oracle (``stop_credit: false`` drops it for the oracle too).
+    """
+
+    flags_stop = False
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, stop_ids: Sequence[int] | None = None, seed: int = 0):
+        self.oracle = OracleRelevance(tokenizer, stop_ids)
+        self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids) | set(self.oracle.stop_ids)))
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, inputs: RelevanceInputs) -> torch.Tensor:
+        oracle = self.oracle(inputs).cpu()
+        ids = inputs.completion_ids.cpu()
+        open_tokens = inputs.completion_mask.cpu().bool() & ~torch.isin(ids, self.special_ids)  # (B, T)
+        weights = torch.where(open_tokens[:, None, :] | oracle.isnan(), oracle, torch.zeros_like(oracle))
+        for i in range(oracle.shape[0]):
+            places = open_tokens[i].nonzero().squeeze(1)
+            for k in range(oracle.shape[1]):
+                if not oracle[i, k].isnan().all():
+                    order = torch.randperm(len(places), generator=self.generator)
+                    weights[i, k, places] = oracle[i, k, places[order]]
+        return weights.to(inputs.completion_ids.device)
+
+
 class ModelRelevance:
     """w from a trained `RelevanceModel`, for every (response, rubric) pair with a known verdict.
 
@@ -156,7 +187,7 @@ class ModelRelevance:
         return weights.to(inputs.completion_ids.device)
 
 
-RELEVANCE_SOURCES = ("none", "uniform", "random", "oracle", "model", "contrast")
+RELEVANCE_SOURCES = ("none", "uniform", "random", "oracle", "shuffled", "model", "contrast")
 
 
 def build_relevance_source(name: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0,
@@ -171,6 +202,9 @@ def build_relevance_source(name: str, tokenizer: PreTrainedTokenizerBase, seed: 
         return RandomRelevance(seed)
     if name == "oracle":
         return OracleRelevance(tokenizer, stop_token_ids(tokenizer, getattr(policy, "generation_config", None)))
+    if name == "shuffled":
+        return ShuffledOracleRelevance(tokenizer, stop_token_ids(tokenizer, getattr(policy, "generation_config", None)),
+                                       seed)
     if name == "model":
         if not model_path:
             raise ValueError("relevance_source 'model' needs relevance_model: the folder of a trained relevance "

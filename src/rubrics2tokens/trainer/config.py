@@ -31,13 +31,14 @@ def _refuse_per_response_options(config: "RTTConfig") -> None:
             "loss_type 'vespo' picks its sequence weight (vespo_k_*/vespo_lambda_*) by the sign of the advantage; with "
             "RTT's per-token advantages it picks per token, so one sequence gets several weights. Use another "
             "loss_type, or set relevance_source 'none'.")
-    if config.max_tool_calling_iterations is not None and config.relevance_source == "oracle":
+    if config.max_tool_calling_iterations is not None and config.relevance_source in SPAN_SOURCES:
         raise ValueError(TOOLS_WITH_ORACLE_SPANS)
 
 
+SPAN_SOURCES = ("oracle", "shuffled")  # the relevance sources built from the verifiers' character spans
 TOOLS_WITH_ORACLE_SPANS = (
-    "tool calling puts tool results into the completion ids, which the verifiers' spans (relevance_source 'oracle') "
-    "do not see, so token credit lands on the wrong tokens. Use relevance_source 'model', 'contrast', 'uniform' or "
+    "tool calling puts tool results into the completion ids, which the verifiers' spans (relevance_source 'oracle' "
+    "or 'shuffled') do not see, so token credit lands on the wrong tokens. Use relevance_source 'model', 'contrast', 'uniform' or "
     "'none' with tools.")
 
 
@@ -57,7 +58,8 @@ class RTTConfig(GRPOConfig):
     token_softmax_tau: float = field(default=1.0, metadata={"help": "Temperature of the rubric_softmax partition."})
     relevance_source: str = field(default="oracle", metadata={
         "help": "Where token relevance comes from: none (plain GRPO, same code path), uniform, random, oracle "
-                "(the verifiers' deciding spans), model (a trained relevance model, see relevance_model), or contrast "
+                "(the verifiers' deciding spans), shuffled (the oracle's flags on random tokens of the same "
+                "response: the control for placement), model (a trained relevance model, see relevance_model), or contrast "
                 "(the policy's log-probability with minus without each rubric; no trained model)."})
     relevance_model: str | None = field(default=None, metadata={
         "help": "Folder of a trained relevance model (from `rtt relevance train`), for relevance_source 'model'."})

@@ -30,7 +30,7 @@ from rubrics2tokens.generation.rollout import make_static_rollout
 from rubrics2tokens.relevance.sources import RelevanceInputs, RelevanceSource, build_relevance_source
 from rubrics2tokens.scoring.router import COUNTER_METRICS
 from rubrics2tokens.scoring.scorer import RubricReward, RubricScorer, ScoredBatch
-from rubrics2tokens.trainer.config import TOOLS_WITH_ORACLE_SPANS, RTTConfig
+from rubrics2tokens.trainer.config import SPAN_SOURCES, TOOLS_WITH_ORACLE_SPANS, RTTConfig
 from rubrics2tokens.trainer.completion_logprobs import score_labelled_rows_on_cpu
 from rubrics2tokens.trainer.heldout import HeldoutWriter, heldout_seed, response_records, unmasked_completion_mask
 from rubrics2tokens.trainer.master_weights import has_low_precision_parameters, with_master_weights
@@ -143,7 +143,7 @@ class RTTGRPOTrainer(GRPOTrainer):
                  reward_funcs: list | None = None, **kwargs: Any):
         if not isinstance(args, RTTConfig):
             raise TypeError(f"RTTGRPOTrainer needs an RTTConfig, got {type(args).__name__}")
-        if kwargs.get("tools") and args.relevance_source == "oracle":
+        if kwargs.get("tools") and args.relevance_source in SPAN_SOURCES:
             raise ValueError(TOOLS_WITH_ORACLE_SPANS)
         self.rubric_reward = RubricReward(scorer, aggregation=args.reward_aggregation)
         if args.rollout_backend == "static":
