@@ -23,8 +23,8 @@ from rubrics2tokens.models import DEFAULT_POLICY, MINILM_BACKBONE
 from rubrics2tokens.relevance import training
 from rubrics2tokens.relevance.training import loop
 from rubrics2tokens.relevance.labels import label_with_verifiers, load_labels, token_labels, write_labels
-from rubrics2tokens.relevance.metrics import (auroc, label_runs, matched_spans, relevance_report, span_iou,
-                                              summarize)
+from rubrics2tokens.relevance.metrics import (auroc, label_runs, matched_spans, predict_pairs, relevance_report,
+                                              span_iou, summarize)
 from rubrics2tokens.relevance.model import RelevanceModel
 from rubrics2tokens.relevance.show import render_html, render_terminal, token_relevance
 from rubrics2tokens.relevance.training import (IGNORE_INDEX, RelevanceTrainingConfig, build_examples,
@@ -239,6 +239,33 @@ def test_evaluate_prints_the_family_table_and_writes_json(trained, label_files, 
     for family in [*report["families"], "overall"]:
         assert family in printed
     assert report["overall"]["pairs"] == len(load_labels(label_files[1]))
+
+
+def test_the_threshold_bench_tunes_on_the_held_out_split_and_scores_on_other_prompts(trained, label_files,
+                                                                                    tmp_path, capsys):
+    """bench/relevance_thresholds.py: thresholds from the training run's held-out split, F1 on a test file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("relevance_thresholds", REPO / "bench" / "relevance_thresholds.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    _, best = trained
+    config = write_config(tmp_path, train_file=str(label_files[0]), eval_fraction=0.25, seed=0)
+    out = tmp_path / "thresholds.json"
+    bench.main([str(config), "--model", str(best), "--test", str(label_files[1]), "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    test = load_labels(label_files[1])
+    assert set(rows) == {"overall", *(pair.family for pair in test)}
+    assert rows["overall"]["test_pairs"] == len(test) and rows["overall"]["held_out_pairs"] > 0
+    for row in rows.values():
+        assert row["family_threshold"] in bench.GRID and 0 <= row["span_f1_family_threshold"] <= 1
+    assert "overall" in capsys.readouterr().out
+    predictions, labels = predict_pairs(RelevanceModel.load(best), test)
+    group = (predictions, labels)
+    assert bench.span_f1(group, bench.best_threshold(group)) == max(bench.span_f1(group, t) for t in bench.GRID)
+    with pytest.raises(SystemExit, match="shares"):  # scoring on the tuning pairs is refused
+        bench.main([str(write_config(tmp_path, train_file=str(label_files[0]), eval_file=str(label_files[1]))),
+                    "--model", str(best), "--test", str(label_files[1])])
 
 
 def test_show_renders_every_character_and_escapes_html(trained, tmp_path, capsys):

@@ -121,8 +121,10 @@ def relevance_report(predictions: Sequence[torch.Tensor], labels: Sequence[torch
 
 
 @torch.no_grad()
-def evaluate_model(model: RelevanceModel, pairs: Sequence[LabelledPair], batch_size: int = 64) -> dict[str, Any]:
-    """Run the model on every pair (all rubrics of a response in one request) and report its metrics."""
+def predict_pairs(model: RelevanceModel, pairs: Sequence[LabelledPair], batch_size: int = 64
+                  ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(predictions, labels): pair i's relevance ``(N_i,)`` and its 0/1 gold labels ``(N_i,)`` on the model's
+    response tokens. All rubrics of a response go in one request, as at RL time."""
     rubrics_of: dict[str, list[int]] = defaultdict(list)  # response -> indices of its pairs
     for index, pair in enumerate(pairs):
         rubrics_of[pair.response].append(index)
@@ -132,7 +134,12 @@ def evaluate_model(model: RelevanceModel, pairs: Sequence[LabelledPair], batch_s
     for relevance, indices in zip(model.predict(requests, batch_size), rubrics_of.values()):
         for row, index in enumerate(indices):
             predictions[index] = relevance[row]
-    labels = [token_labels(model, pair)[1] for pair in pairs]
+    return predictions, [token_labels(model, pair)[1] for pair in pairs]
+
+
+def evaluate_model(model: RelevanceModel, pairs: Sequence[LabelledPair], batch_size: int = 64) -> dict[str, Any]:
+    """Run the model on every pair and report its metrics at the model's threshold."""
+    predictions, labels = predict_pairs(model, pairs, batch_size)
     return relevance_report(predictions, labels, [pair.family for pair in pairs], model.config.threshold)
 
 
