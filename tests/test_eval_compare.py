@@ -5,7 +5,8 @@ import json
 import pytest
 
 from rubrics2tokens.cli.main import main
-from rubrics2tokens.evaluation.compare import METRICS, compare, read_prompt_scores
+from rubrics2tokens.evaluation.compare import LENGTH_FREE, METRICS, compare, read_prompt_scores
+from rubrics2tokens.evaluation.length import is_length_free
 from tests_paths import IFEVAL_DATA, IFEVAL_STRICT, read_rows
 
 
@@ -67,3 +68,40 @@ def test_only_shared_prompts_are_compared_and_none_shared_is_one_error_line(tmp_
     with pytest.raises(SystemExit):
         main(["eval", "compare", str(first), str(tmp_path / "missing")])
     assert "verdicts.jsonl: no such file" in capsys.readouterr().err
+
+
+def test_the_length_free_accuracy_and_the_per_instruction_rates_count_the_verdicts(tmp_path, reference, capsys):
+    good = _score(tmp_path, "good", reference)
+    emptied = _score(tmp_path, "emptied", [(key, "") for key, _ in reference])
+    rows = [json.loads(line) for line in (good / "verdicts.jsonl").read_text().splitlines()]
+    free = [(verdict, name) for row in rows for verdict, name in zip(row["strict"], row["instruction_id_list"])
+            if is_length_free(name)]
+    assert 0 < len(free) < sum(len(row["strict"]) for row in rows), "the 60 prompts have both kinds"
+    scores = read_prompt_scores(good)
+    comparison = compare(scores, read_prompt_scores(emptied))
+    assert comparison.base[LENGTH_FREE] == pytest.approx(sum(verdict for verdict, _ in free) / len(free))
+    assert comparison.interval[LENGTH_FREE][1] < 0, "an empty answer has no title, no P.S., no quotes"
+    titles = [verdict for verdict, name in free if name == "detectable_format:title"]
+    assert scores.instructions["detectable_format:title"] == (sum(titles), len(titles))
+    assert sum(total for _, total in scores.instructions.values()) == sum(len(row["strict"]) for row in rows)
+
+    capsys.readouterr()
+    main(["eval", "compare", str(good), str(emptied), "--per-instruction", "--json", str(tmp_path / "cmp.json")])
+    printed = capsys.readouterr().out
+    assert LENGTH_FREE in printed and "detectable_format:title *" in printed
+    assert "length_constraints:number_words *" not in printed
+    written = json.loads((tmp_path / "cmp.json").read_text())
+    assert written["instructions"]["good"]["detectable_format:title"] == {"passed": sum(titles),
+                                                                          "verdicts": len(titles)}
+
+
+def test_a_benchmark_without_length_free_instructions_compares_the_four_accuracies(tmp_path, reference):
+    counted = [(key, text) for key, text in reference
+               if not any(is_length_free(name) for name in _instructions(key))]
+    folder = _score(tmp_path, "counted", counted)
+    comparison = compare(read_prompt_scores(folder), read_prompt_scores(folder))
+    assert set(comparison.interval) == set(METRICS)
+
+
+def _instructions(key):
+    return next(row["instruction_id_list"] for row in read_rows(IFEVAL_DATA) if str(row["key"]) == str(key))

@@ -22,7 +22,8 @@ from rubrics2tokens.cli.advancedif import add_judge_options, check_judge_options
 from rubrics2tokens.data.schema import DataError, read_jsonl, write_json, write_jsonl
 from rubrics2tokens.evaluation.advancedif import AdvancedIFPrompt, load_advancedif
 from rubrics2tokens.evaluation.benchmarks import VERIFIER_PREFIXES, BenchmarkPrompt, load_benchmark
-from rubrics2tokens.evaluation.compare import comparisons_json, compare, format_comparisons, read_prompt_scores
+from rubrics2tokens.evaluation.compare import (comparisons_json, compare, format_comparisons, format_instruction_rates,
+                                              read_prompt_scores)
 from rubrics2tokens.evaluation.generate import BACKENDS, DTYPES, MissingBackendError, generate_responses
 from rubrics2tokens.evaluation.scoring import format_summary, score_responses, summarize
 from rubrics2tokens.models.loading import DEFAULT_POLICY, check_model_name
@@ -79,11 +80,15 @@ def add_eval_commands(subparsers: Any) -> None:
 
     compare_parser = commands.add_parser(
         "compare", help="compare output folders of `eval run`/`eval score` with a paired bootstrap interval",
-        description="Each folder's four accuracies minus the first folder's, on the prompts both answered, with a "
-                    "paired bootstrap 95% interval over prompts.")
+        description="Each folder's four accuracies, and the instruction-level strict accuracy on the instructions "
+                    "whose pass does not depend on answer length, minus the first folder's, on the prompts both "
+                    "answered, with a paired bootstrap 95% interval over prompts.")
     compare_parser.add_argument("base", help="the folder the others are compared with (e.g. the base policy's)")
     compare_parser.add_argument("others", nargs="+", help="folders to compare with it")
-    compare_parser.add_argument("--json", default=None, help="also write the comparison to this JSON file")
+    compare_parser.add_argument("--json", default=None, help="also write the comparison to this JSON file (with "
+                                                             "every folder's pass rate per instruction)")
+    compare_parser.add_argument("--per-instruction", action="store_true",
+                                help="also print each folder's strict pass rate per instruction id")
     compare_parser.set_defaults(run=_compare)
 
 
@@ -109,16 +114,20 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    base = read_prompt_scores(args.base)
+    scores = {Path(folder).name: read_prompt_scores(folder) for folder in [args.base, *args.others]}
+    base = scores[Path(args.base).name]
     comparisons = {}
     for folder in args.others:
         try:
-            comparisons[Path(folder).name] = compare(base, read_prompt_scores(folder))
+            comparisons[Path(folder).name] = compare(base, scores[Path(folder).name])
         except ValueError as error:
             raise SystemExit(f"rtt: error: {args.base} and {folder}: {error}") from None
     print(format_comparisons(Path(args.base).name, comparisons))
+    if args.per_instruction:
+        print(format_instruction_rates(scores))
     if args.json:
-        Path(args.json).write_text(comparisons_json(Path(args.base).name, comparisons) + "\n", encoding="utf-8")
+        Path(args.json).write_text(comparisons_json(Path(args.base).name, comparisons, scores) + "\n",
+                                   encoding="utf-8")
         print(f"wrote {args.json}")
 
 
