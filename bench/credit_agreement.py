@@ -30,7 +30,7 @@ from testbed_batch import add_batch_options, sample_testbed_batch, source_weight
 
 from rubrics2tokens.relevance.agreement import credit_agreement, oracle_token_sets, summarize_agreement
 
-SOURCES = ("oracle", "random", "contrast", "model")
+SOURCES = ("oracle", "random", "shuffled", "contrast", "model")
 PARTITIONS = ("intra_sample", "signed")
 
 
