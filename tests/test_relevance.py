@@ -125,12 +125,15 @@ def _scored_inputs(tokenizer, responses: list[str], rubrics: list[Rubric]):
     return RelevanceInputs(completion_ids, completion_mask, scored), ids
 
 
+# a rubric that blames commas, one that credits (or, absent, blames the stop for) a keyword, one without spans
+SPAN_RUBRICS = [Rubric("no commas", "testbed:no_commas"),
+                Rubric("keyword river", "testbed:include_keyword", {"keyword": "river"}),
+                Rubric("judge only", None)]
+
+
 def test_oracle_relevance_flags_the_tokens_of_the_deciding_spans(tiny_tokenizer):
-    rubrics = [Rubric("no commas", "testbed:no_commas"),
-               Rubric("keyword river", "testbed:include_keyword", {"keyword": "river"}),
-               Rubric("judge only", None)]
     responses = ["the river, the sea, the sky", "no punctuation here"]
-    inputs, ids = _scored_inputs(tiny_tokenizer, responses, rubrics)
+    inputs, ids = _scored_inputs(tiny_tokenizer, responses, SPAN_RUBRICS)
     weights = OracleRelevance(tiny_tokenizer)(inputs)
     assert weights.shape == (2, 3, inputs.completion_ids.shape[1])
 
@@ -158,11 +161,8 @@ def test_oracle_blames_no_token_for_too_few_units_when_the_response_was_cut(tiny
 
 
 def test_shuffled_oracle_keeps_each_rows_flags_and_moves_them(tiny_tokenizer):
-    rubrics = [Rubric("no commas", "testbed:no_commas"),
-               Rubric("keyword river", "testbed:include_keyword", {"keyword": "river"}),
-               Rubric("judge only", None)]
     responses = ["the river, the sea, the sky, the hills, the plain, the road", "no punctuation here"]
-    inputs, _ = _scored_inputs(tiny_tokenizer, responses, rubrics)
+    inputs, _ = _scored_inputs(tiny_tokenizer, responses, SPAN_RUBRICS)
     oracle = OracleRelevance(tiny_tokenizer)(inputs)
     open_tokens = inputs.completion_mask.bool() & (inputs.completion_ids != tiny_tokenizer.eos_token_id)
     draws = [ShuffledOracleRelevance(tiny_tokenizer, seed=seed)(inputs) for seed in range(5)]
