@@ -105,3 +105,10 @@ def test_a_benchmark_without_length_free_instructions_compares_the_four_accuraci
 
 def _instructions(key):
     return next(row["instruction_id_list"] for row in read_rows(IFEVAL_DATA) if str(row["key"]) == str(key))
+
+
+def test_every_length_free_instruction_is_an_ifeval_instruction():
+    from rubrics2tokens.evaluation.length import LENGTH_FREE_INSTRUCTIONS
+
+    ifeval = {name for row in read_rows(IFEVAL_DATA) for name in row["instruction_id_list"]}
+    assert LENGTH_FREE_INSTRUCTIONS < ifeval and len(LENGTH_FREE_INSTRUCTIONS) == 9
