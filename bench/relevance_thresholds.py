@@ -7,7 +7,8 @@ threshold, which one holds the count families back?)
 The thresholds are chosen on the pairs the training run held out (its config's ``eval_fraction`` and ``seed``:
 the split its ``best/`` checkpoint was picked on) and scored on ``--test``, label pairs of other prompts, so no
 threshold is tuned on the pairs it is scored on. Per family: span F1 on the test pairs at the model's own threshold
-(0.5), at the one threshold best overall on the held-out split, and at the family's own best one there.
+(0.5), at the one threshold best overall on the held-out split, and at the family's own best one there (the
+overall one for a family with fewer than `MIN_TUNING_PAIRS` held-out pairs).
 Config overrides (``key=value``) go after the config, as for ``rtt relevance train``.
 """
 
@@ -24,6 +25,7 @@ from rubrics2tokens.relevance.training.config import load_training_config
 from rubrics2tokens.relevance.training.data import load_pairs
 
 GRID = [round(0.05 * step, 2) for step in range(1, 20)]  # 0.05 ... 0.95
+MIN_TUNING_PAIRS = 10  # a family with fewer held-out pairs takes the overall threshold (one pair would decide it)
 
 
 def parse_args(argv=None):
@@ -58,17 +60,19 @@ def best_threshold(group) -> float:
 def main(argv=None):
     args = parse_args(argv)
     model = RelevanceModel.load(args.model).to_inference()
-    _, held_out = load_pairs(load_training_config(args.config, args.overrides))
+    trained, held_out = load_pairs(load_training_config(args.config, args.overrides))
     test = load_labels(args.test)
-    shared = {pair.prompt_id for pair in held_out} & {pair.prompt_id for pair in test}
+    shared = {pair.prompt_id for pair in [*trained, *held_out]} & {pair.prompt_id for pair in test}
     if shared:
-        raise SystemExit(f"{args.test} shares {len(shared)} prompt id(s) with the held-out split: pick another seed")
+        raise SystemExit(f"{args.test} shares {len(shared)} prompt id(s) with the model's training file: label "
+                         "prompts of a testbed seed it was not trained on")
     tuning = by_family(held_out, *predict_pairs(model, held_out, args.batch_size))
     scored = by_family(test, *predict_pairs(model, test, args.batch_size))
     overall = best_threshold(tuning["overall"])
     rows = {}
     for family, group in scored.items():
-        own = best_threshold(tuning[family]) if family in tuning else overall
+        tuned = len(tuning[family][0]) >= MIN_TUNING_PAIRS if family in tuning else False
+        own = best_threshold(tuning[family]) if tuned else overall
         rows[family] = {"held_out_pairs": len(tuning[family][0]) if family in tuning else 0,
                         "test_pairs": len(group[0]), "auroc": summarize(*group, 0.5)["auroc"],
                         "span_f1_model": span_f1(group, model.config.threshold),

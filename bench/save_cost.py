@@ -36,7 +36,11 @@ def save_cost(run: Path) -> dict[str, float]:
     """One run's median unaccounted wall time after a save and after other steps, the cost of one save, and the
     share of the logged steps' wall time spent saving."""
     scalars = step_time_events(run)
-    every = int(yaml.safe_load((run / "config.yaml").read_text())["training"].get("save_steps", 500))
+    training = yaml.safe_load((run / "config.yaml").read_text())["training"]
+    every, logged = training.get("save_steps", 500), training.get("logging_steps", 500)
+    if logged != 1 or every < 1 or every != int(every) or training.get("save_strategy", "steps") != "steps":
+        raise SystemExit(f"{run}: needs logging_steps 1 and a whole save_steps (it has {logged} and {every})")
+    every = int(every)
     # seconds before each log that its step_time does not cover; the log after step N carries N's save
     gaps = {now.step: now.wall_time - before.wall_time - now.value for before, now in zip(scalars, scalars[1:])}
     after_save = [gap for step, gap in gaps.items() if (step - 1) % every == 0]

@@ -112,3 +112,20 @@ def test_every_length_free_instruction_is_an_ifeval_instruction():
 
     ifeval = {name for row in read_rows(IFEVAL_DATA) for name in row["instruction_id_list"]}
     assert LENGTH_FREE_INSTRUCTIONS < ifeval and len(LENGTH_FREE_INSTRUCTIONS) == 9
+
+
+def test_folders_with_the_same_name_are_told_apart_and_a_missing_metric_prints_a_dash(tmp_path, reference, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    good = _score(tmp_path / "a", "eval", reference)
+    emptied = _score(tmp_path / "b", "eval", [(key, "") for key, _ in reference])
+    counted = _score(tmp_path, "counted", [(key, text) for key, text in reference
+                                           if not any(is_length_free(name) for name in _instructions(key))])
+    capsys.readouterr()
+    main(["eval", "compare", str(good), str(emptied), str(counted)])
+    lines = capsys.readouterr().out.splitlines()
+    assert str(emptied) in lines[1], "two folders called 'eval': named by their paths"
+    strict = next(line for line in lines if line.startswith("prompt_level_strict"))
+    assert strict.split(" | ")[2].split()[1].startswith("(-"), "the emptied answers are worse, not the base itself"
+    free = next(line for line in lines if line.startswith(LENGTH_FREE))
+    assert free.split(" | ")[-1] == "-", "the counted-only folder shares no length-free instruction"

@@ -255,17 +255,19 @@ def test_the_threshold_bench_tunes_on_the_held_out_split_and_scores_on_other_pro
     bench.main([str(config), "--model", str(best), "--test", str(label_files[1]), "--json", str(out)])
     rows = json.loads(out.read_text())["rows"]
     test = load_labels(label_files[1])
+    _, held_out = split_by_prompt(load_labels(label_files[0]), eval_fraction=0.25, seed=0)
     assert set(rows) == {"overall", *(pair.family for pair in test)}
-    assert rows["overall"]["test_pairs"] == len(test) and rows["overall"]["held_out_pairs"] > 0
+    assert (rows["overall"]["test_pairs"], rows["overall"]["held_out_pairs"]) == (len(test), len(held_out))
     for row in rows.values():
         assert row["family_threshold"] in bench.GRID and 0 <= row["span_f1_family_threshold"] <= 1
     assert "overall" in capsys.readouterr().out
     predictions, labels = predict_pairs(RelevanceModel.load(best), test)
     group = (predictions, labels)
     assert bench.span_f1(group, bench.best_threshold(group)) == max(bench.span_f1(group, t) for t in bench.GRID)
-    with pytest.raises(SystemExit, match="shares"):  # scoring on the tuning pairs is refused
-        bench.main([str(write_config(tmp_path, train_file=str(label_files[0]), eval_file=str(label_files[1]))),
-                    "--model", str(best), "--test", str(label_files[1])])
+    for shared in (label_files[0], label_files[1]):  # scoring on trained or tuning pairs is refused
+        with pytest.raises(SystemExit, match="shares"):
+            bench.main([str(write_config(tmp_path, train_file=str(label_files[0]), eval_file=str(label_files[1]))),
+                        "--model", str(best), "--test", str(shared)])
 
 
 def test_show_renders_every_character_and_escapes_html(trained, tmp_path, capsys):

@@ -88,7 +88,8 @@ def add_eval_commands(subparsers: Any) -> None:
     compare_parser.add_argument("--json", default=None, help="also write the comparison to this JSON file (with "
                                                              "every folder's pass rate per instruction)")
     compare_parser.add_argument("--per-instruction", action="store_true",
-                                help="also print each folder's strict pass rate per instruction id")
+                                help="also print each folder's strict pass rate per instruction id (over all the "
+                                     "prompts it answered, shared or not)")
     compare_parser.set_defaults(run=_compare)
 
 
@@ -114,20 +115,22 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    scores = {Path(folder).name: read_prompt_scores(folder) for folder in [args.base, *args.others]}
-    base = scores[Path(args.base).name]
+    folders = [args.base, *args.others]
+    names = [Path(folder).name for folder in folders]
+    if len(set(names)) < len(set(folders)):  # two folders called "eval" in different runs: name them by path
+        names = [str(folder) for folder in folders]
+    scores = {name: read_prompt_scores(folder) for name, folder in zip(names, folders)}
     comparisons = {}
-    for folder in args.others:
+    for name, folder in zip(names[1:], args.others):
         try:
-            comparisons[Path(folder).name] = compare(base, scores[Path(folder).name])
+            comparisons[name] = compare(scores[names[0]], scores[name])
         except ValueError as error:
             raise SystemExit(f"rtt: error: {args.base} and {folder}: {error}") from None
-    print(format_comparisons(Path(args.base).name, comparisons))
+    print(format_comparisons(names[0], comparisons))
     if args.per_instruction:
         print(format_instruction_rates(scores))
     if args.json:
-        Path(args.json).write_text(comparisons_json(Path(args.base).name, comparisons, scores) + "\n",
-                                   encoding="utf-8")
+        Path(args.json).write_text(comparisons_json(names[0], comparisons, scores) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
 
 

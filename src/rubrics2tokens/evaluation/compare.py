@@ -69,7 +69,7 @@ def read_prompt_scores(folder: str | Path) -> PromptScores:
             counted[f"instruction_level_{mode}"].append(float(len(verdicts[0])))
         free = [is_length_free(name) for name in instruction_ids[key]]
         strict = [[verdict for verdict, keep in zip(response["strict"], free) if keep] for response in responses[key]]
-        passed[LENGTH_FREE].append(prompt_scores(strict)[1] if any(free) else 0.0)
+        passed[LENGTH_FREE].append(prompt_scores(strict)[1])
         counted[LENGTH_FREE].append(float(sum(free)))
         for response in responses[key]:
             for name, verdict in zip(instruction_ids[key], response["strict"]):
@@ -126,9 +126,12 @@ def format_comparisons(base_name: str, comparisons: dict[str, Comparison]) -> st
     first = next(iter(comparisons.values()))
     lines = [f"Δ = folder minus {base_name} on the prompts both answered, paired bootstrap 95% interval over prompts",
              " | ".join(["metric", base_name, *(f"{name} ({c.prompts} prompts)" for name, c in comparisons.items())])]
-    for metric in (metric for metric in COMPARED if metric in first.base):
-        cells = [metric, f"{first.base[metric]:.4f}"]
+    for metric in (metric for metric in COMPARED if any(metric in c.interval for c in comparisons.values())):
+        cells = [metric, f"{first.base[metric]:.4f}" if metric in first.base else "-"]
         for comparison in comparisons.values():
+            if metric not in comparison.interval:  # e.g. no shared prompt has a length-free instruction
+                cells.append("-")
+                continue
             low, high = comparison.interval[metric]
             cells.append(f"{comparison.other[metric]:.4f} ({comparison.difference(metric):+.4f} "
                          f"[{low:+.4f}, {high:+.4f}])")

@@ -107,18 +107,20 @@ class OracleRelevance:
 class ShuffledOracleRelevance:
     """The oracle's flags on random tokens: the control for *where* the credit goes.
 
-    Each (response, rubric) row keeps the oracle's weights, permuted over the response's tokens that can carry
-    token credit (generated, not special), with a seeded generator. The row keeps its number of flagged tokens
-    and so its distribution under every partition (`intra_sample` amplifies a sparse row the same), only the
-    places change; `random` (w ~ U[0, 1]) changes both. A flag the oracle put on the stop token is dropped, as
-    the trainer drops it for every source but the oracle (``stop_credit: false`` drops it for the oracle too).
+    Each (response, rubric) row keeps the oracle's weights on the response's tokens that can carry token credit
+    (generated, not special), permuted among them with a seeded generator: the row keeps its flagged tokens'
+    number and so its distribution under every partition (`intra_sample` amplifies a sparse row the same), only the
+    places change; `random` (w ~ U[0, 1]) changes both. A flag the oracle put on the stop token is dropped, as the
+    trainer drops it for every source but the oracle, so a row that blamed the stop alone flags nothing. Under
+    ``stop_credit: false`` the trainer drops it for the oracle too, and the two sources then differ in places only.
     """
 
     flags_stop = False
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, stop_ids: Sequence[int] | None = None, seed: int = 0):
         self.oracle = OracleRelevance(tokenizer, stop_ids)
-        self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids) | set(self.oracle.stop_ids)))
+        self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids) | set(self.oracle.stop_ids)),
+                                        dtype=torch.long)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, inputs: RelevanceInputs) -> torch.Tensor:

@@ -38,8 +38,8 @@ def _refuse_per_response_options(config: "RTTConfig") -> None:
 SPAN_SOURCES = ("oracle", "shuffled")  # the relevance sources built from the verifiers' character spans
 TOOLS_WITH_ORACLE_SPANS = (
     "tool calling puts tool results into the completion ids, which the verifiers' spans (relevance_source 'oracle' "
-    "or 'shuffled') do not see, so token credit lands on the wrong tokens. Use relevance_source 'model', 'contrast', 'uniform' or "
-    "'none' with tools.")
+    "or 'shuffled') do not see, so token credit lands on the wrong tokens. Use relevance_source 'model', "
+    "'contrast', 'uniform' or 'none' with tools.")
 
 
 @dataclass
