@@ -5,10 +5,11 @@ threshold, which one holds the count families back?)
         --test runs/relevance/test3000/test.jsonl --json docs/relevance-thresholds.json
 
 The thresholds are chosen on the pairs the training run held out (its config's ``eval_fraction`` and ``seed``:
-the split its ``best/`` checkpoint was picked on) and scored on ``--test``, label pairs of other prompts, so no
-threshold is tuned on the pairs it is scored on. Per family: span F1 on the test pairs at the model's own threshold
-(0.5), at the one threshold best overall on the held-out split, and at the family's own best one there (the
-overall one for a family with fewer than `MIN_TUNING_PAIRS` held-out pairs).
+the split its ``best/`` checkpoint was picked on) and scored on ``--test``, label pairs of other prompts (only
+the families the model was trained on), so no threshold is tuned on the pairs it is scored on. Per family: span
+F1 on the test pairs at the model's own threshold (0.5), at the one threshold best overall on the held-out split,
+and at the family's own best one there (the overall one for a family with fewer than `MIN_TUNING_PAIRS` held-out
+pairs).
 Config overrides (``key=value``) go after the config, as for ``rtt relevance train``.
 """
 
@@ -61,7 +62,9 @@ def main(argv=None):
     args = parse_args(argv)
     model = RelevanceModel.load(args.model).to_inference()
     trained, held_out = load_pairs(load_training_config(args.config, args.overrides))
-    test = load_labels(args.test)
+    trained_families = {pair.family for pair in [*trained, *held_out]}
+    test = [pair for pair in load_labels(args.test) if pair.family in trained_families]
+    print(f"{len(test)} test pairs of the {len(trained_families)} families the model was trained on")
     shared = {pair.prompt_id for pair in [*trained, *held_out]} & {pair.prompt_id for pair in test}
     if shared:
         raise SystemExit(f"{args.test} shares {len(shared)} prompt id(s) with the model's training file: label "
