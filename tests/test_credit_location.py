@@ -94,6 +94,15 @@ def test_a_record_of_another_prompt_set_is_refused(study):
         credit_location(find_runs(study), [10])
 
 
+def test_a_record_whose_pieces_miss_text_is_left_out_and_counted(study):
+    shifted = record(10, STOPPED, [0.0] * 8)
+    shifted["text"] += "xy"  # pieces that stop two characters short, as the alignment bug before 2026-12-03 wrote
+    folder = study / "intra" / "seed0" / "heldout" / "step_000010.jsonl"
+    folder.write_text(folder.read_text() + json.dumps(shifted) + "\n")
+    intra = next(r for r in credit_location(find_runs(study), [10]) if r["variant"] == "intra")
+    assert (intra["responses"], intra["unaligned"]) == (2, 1)
+
+
 def test_token_offsets_follow_the_text():
     # "é" split over two tokens: both show it, the second starts one character back; the stop has no text
     assert token_offsets("<<Hé>>", ["<<", "H", "é", "é", ">>", "<|im_end|>"]) == [

@@ -8,7 +8,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from rubrics2tokens.data.schema import Rubric
-from rubrics2tokens.relevance.alignment import _prefix_spans, _streaming_spans, spans_to_token_mask, token_char_spans
+from rubrics2tokens.relevance.alignment import (_byte_decoder, _prefix_spans, _streaming_spans, spans_to_token_mask,
+                                                token_char_spans)
 from rubrics2tokens.relevance.sources import (OracleRelevance, RandomRelevance, RelevanceInputs, ShuffledOracleRelevance,
                                               UniformRelevance,
                                               build_relevance_source)
@@ -89,6 +90,23 @@ def test_a_character_split_over_byte_tokens_belongs_to_each_of_them(tiny_tokeniz
     holders = [j for j, (start, end) in enumerate(spans) if start <= emoji < end]
     assert len(holders) >= 2, "the tiny vocabulary has no token for the emoji, so its 4 bytes are split"
     assert holders == list(range(holders[0], holders[-1] + 1)), "the holders are consecutive tokens"
+
+
+def test_bytes_that_form_no_character_keep_the_spans_after_them_in_place(tiny_tokenizer):
+    """A sampled response can hold the first bytes of an emoji followed by a letter (seen in a study's held-out
+    answer: "FREEM\ufffd\ufffd\ufffdTUCK bot"): the decoder writes U+FFFD for them, and every later token must still
+    cover its own characters, not ones shifted by the difference in byte counts."""
+    byte_token = {byte: char for char, byte in _byte_decoder().items()}
+    emoji_start = tiny_tokenizer.convert_tokens_to_ids([byte_token[byte] for byte in "🎉".encode()[:2]])
+    assert tiny_tokenizer.unk_token_id not in emoji_start, "the byte-level vocabulary has every byte"
+    ids = (tiny_tokenizer("ok ", add_special_tokens=False)["input_ids"] + emoji_start  # 2 of the emoji's 4 bytes
+           + tiny_tokenizer("TUCK bot so what", add_special_tokens=False)["input_ids"])
+    text, spans = token_char_spans(tiny_tokenizer, ids)
+    assert "\ufffd" in text and text.endswith("TUCK bot so what")
+    _assert_spans_cover(text, spans)
+    pieces = [text[start:end] for start, end in spans]
+    assert "".join(pieces[-len(tiny_tokenizer("TUCK bot so what", add_special_tokens=False)["input_ids"]):]) \
+        == "TUCK bot so what"
 
 
 @pytest.mark.parametrize("text", ["hello world tokenization", "hello  wörld 日本 ok", "the bullet\none and two"])

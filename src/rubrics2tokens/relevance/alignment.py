@@ -54,15 +54,30 @@ def _byte_level_pieces(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], s
     return pieces
 
 
+def _byte_owners(data: bytes, text: str) -> list[int]:
+    """The index of the character of ``text`` (``data`` decoded with ``errors="replace"``) each byte of ``data``
+    decodes into. A sampled policy can emit bytes that form no character (the start of an emoji, then a letter):
+    the decoder replaces each such run with one U+FFFD, whose byte count is then not U+FFFD's own 3 but the longest
+    run from here that decodes to that one character."""
+    owners, position = [], 0
+    for index, char in enumerate(text):
+        if char == "\ufffd":
+            width = max(n for n in range(1, min(4, len(data) - position) + 1)
+                        if data[position:position + n].decode("utf-8", errors="replace") == "\ufffd")
+        else:
+            width = len(char.encode("utf-8"))
+        owners.extend([index] * width)
+        position += width
+    return owners
+
+
 def _spans_from_bytes(pieces: list[bytes], text: str) -> TokenSpans | None:
     """Turn per-token byte strings into character ranges of ``text``; a token covering part of a
     multi-byte character overlaps that whole character."""
     data = b"".join(pieces)
     if data.decode("utf-8", errors="replace") != text:
         return None
-    char_of_byte = []  # index of the character each byte belongs to
-    for index, char in enumerate(text):
-        char_of_byte.extend([index] * len(char.encode("utf-8")))
+    char_of_byte = _byte_owners(data, text)
     spans, position = [], 0
     for piece in pieces:
         if not piece:

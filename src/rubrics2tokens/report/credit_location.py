@@ -69,6 +69,10 @@ def rubrics_of(row: dict[str, Any], prompts: dict[str, PromptRow]) -> list[Rubri
     return prompt.rubrics
 
 
+class UnalignedRecord(ValueError):
+    """A held-out record whose token pieces do not cover its text."""
+
+
 def token_offsets(text: str, tokens: list[str]) -> list[tuple[int, int]]:
     """Each token's half-open character range in ``text`` (one pair per token).
 
@@ -89,7 +93,7 @@ def token_offsets(text: str, tokens: list[str]) -> list[tuple[int, int]]:
         offsets.append((start, start + len(token)))
         position = start + len(token)
     if position != len(text):
-        raise ValueError(f"the tokens cover {position} of the text's {len(text)} characters")
+        raise UnalignedRecord(f"the tokens cover {position} of the text's {len(text)} characters")
     return offsets
 
 
@@ -135,6 +139,7 @@ class CreditTally:
     length: int = 0
     truncated: int = 0
     verdict_mismatches: int = 0
+    unaligned: int = 0  # records whose token pieces do not cover their text (left out)
 
     def add(self, row: dict[str, Any], parts: list[str], mismatches: int) -> None:
         for part, value in zip(parts, row["advantages"], strict=True):
@@ -159,7 +164,7 @@ class CreditTally:
             "negative_share": {part: _ratio(self.negative[part], negative) for part in PARTS},
             "positive_share": {part: _ratio(self.positive[part], positive) for part in PARTS},
             "mean_advantage": {part: _ratio(self.advantage[part], self.tokens[part]) for part in PARTS},
-            "verdict_mismatches": self.verdict_mismatches,
+            "verdict_mismatches": self.verdict_mismatches, "unaligned": self.unaligned,
         }
 
 
@@ -172,7 +177,12 @@ def tally_runs(runs: list[RunFolder], step: int) -> CreditTally:
         tally.runs += 1
         prompts = heldout_prompts(run.config)
         for row in run.heldout_rows(step):
-            tally.add(row, *response_parts(row, rubrics_of(row, prompts)))
+            try:
+                parts = response_parts(row, rubrics_of(row, prompts))
+            except UnalignedRecord:  # pieces shifted by bytes that form no character: records before 2026-12-03
+                tally.unaligned += 1
+                continue
+            tally.add(row, *parts)
     return tally
 
 
@@ -224,4 +234,8 @@ def format_table(results: list[dict[str, Any]]) -> str:
     if mismatched:
         lines += ["", "verdicts the verifiers give the text that differ from the records' (prompts regenerated "
                       "wrong?): " + ", ".join(mismatched)]
+    unaligned = [f"{r['variant']} @ {r['step']}: {r['unaligned']}" for r in results if r["unaligned"]]
+    if unaligned:
+        lines += ["", "responses left out, their token pieces not covering their text (records written before the "
+                      "alignment fix of 2026-12-03): " + ", ".join(unaligned)]
     return "\n".join(lines)
