@@ -7,8 +7,9 @@ import json
 import pytest
 
 from rubrics2tokens.data.row_formats import load_prompt_rows
-from rubrics2tokens.data.synthetic import (DEFAULT_FAMILIES, FAMILIES, FORBIDDEN_WORDS, MIN_DISTINCT_RATIOS,
-                                           QUALITY_FAMILIES, generate_rows, min_tokens_needed, write_testbed)
+from rubrics2tokens.data.synthetic import (DEFAULT_FAMILIES, FAMILIES, FORBIDDEN_WORDS, LENGTH_FLOOR_WORDS,
+                                           MIN_DISTINCT_RATIOS, QUALITY_FAMILIES, generate_rows, min_tokens_needed,
+                                           write_testbed)
 from rubrics2tokens.models import DEFAULT_POLICY, load_tokenizer
 from rubrics2tokens.verifiers import rules
 from rubrics2tokens.verifiers.registry import VERIFIERS, run_verifier
@@ -74,7 +75,8 @@ def quality_compliant_response(constraints):
     while len(blocks) < constraints.get("n_paragraphs", {}).get("n", 0):
         blocks.append(f"{next(fresh)} {next(fresh)} {next(fresh)}.")
     ending = constraints.get("end_with_phrase", {}).get("phrase", "")
-    missing_words = constraints.get("min_words", {}).get("n", 0) - len(rules.find_words(" ".join(blocks) + ending))
+    floor = max(constraints.get(name, {}).get("n", 0) for name in ("min_words", "length_floor"))
+    missing_words = floor - len(rules.find_words(" ".join(blocks) + ending))
     blocks[0] += "".join(f" {next(fresh)}" for _ in range(max(missing_words, 0))) + "." * (missing_words > 0)
     return ("\n\n".join(blocks) + " " + ending).rstrip()
 
@@ -131,6 +133,27 @@ def test_prompts_with_quality_rubrics_are_satisfiable_and_fail_the_hacks():
         assert any(run_verifier(r.verifier, "", r.kwargs).passed is False for r in row.rubrics)
 
 
+def test_a_length_floor_in_every_prompt_fails_the_short_answers_that_hacked_the_reward():
+    """The fourth quality family (docs/study.md, the intra study: GRPO-CSR's answers shrank to 36-49 tokens)."""
+    mix = ["all_lowercase", "include_keyword", "min_words", "end_with_phrase", "no_commas", "exact_bullets"]
+    plain = generate_rows(200, seed=7, families=mix, quality_rubrics=QUALITY)
+    rows = generate_rows(200, seed=7, families=mix, quality_rubrics=[*QUALITY, "length_floor"])
+    hacks = ["Can't wait to wrap up! Keep moving!", "I mentioned that I could help with your questions about space "
+             "life. But I just needed to make sure you understood exactly one thing. That is the message."]
+    for before, row in zip(plain, rows, strict=True):
+        floor = row.rubrics[-1]
+        # the drawn constraints are the plain call's (no max_words, no completion limit to clash with the floor;
+        # the other quality arguments after the first row may differ: the floor draws from their stream)
+        assert row.rubrics[:-4] == before.rubrics[:-3] and floor.verifier == "testbed:length_floor"
+        assert LENGTH_FLOOR_WORDS[0] <= floor.kwargs["n"] <= LENGTH_FLOOR_WORDS[1]
+        response = quality_compliant_response(constraints_of(row))
+        assert all(run_verifier(r.verifier, response, r.kwargs).passed for r in row.rubrics), response
+        for hack in hacks:
+            verdict = run_verifier(floor.verifier, hack, floor.kwargs)
+            assert verdict.passed is False and verdict.stop, "too few words: the stop is blamed, as for min_words"
+    assert not FAMILIES["length_floor"].near_empty_passes
+
+
 def test_quality_families_named_in_families_are_drawn_in_the_mix():
     rows = generate_rows(500, seed=8, families=list(FAMILIES))
     seen = set()
@@ -139,7 +162,7 @@ def test_quality_families_named_in_families_are_drawn_in_the_mix():
         response = quality_compliant_response(constraints)
         assert all(run_verifier(r.verifier, response, r.kwargs).passed for r in row.rubrics), response
         seen |= constraints.keys()
-    assert seen == set(FAMILIES) and set(QUALITY_FAMILIES) == set(QUALITY)
+    assert seen == set(FAMILIES) and set(QUALITY_FAMILIES) == {*QUALITY, "length_floor"}
 
 
 def test_quality_rubrics_reach_the_written_file(tmp_path):
@@ -216,7 +239,7 @@ def test_every_generated_prompt_is_satisfiable(many_rows):
         for rubric in row.rubrics:
             assert run_verifier(rubric.verifier, response, rubric.kwargs).passed, (rubric.verifier, response)
         seen_families |= constraints_of(row).keys()
-    assert seen_families == set(DEFAULT_FAMILIES) == set(FAMILIES) - set(QUALITY)
+    assert seen_families == set(DEFAULT_FAMILIES) == set(FAMILIES) - {*QUALITY, "length_floor"}
 
 
 @pytest.mark.parametrize("max_tokens", [48, 96])

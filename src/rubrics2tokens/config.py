@@ -51,7 +51,8 @@ class TestbedConfig:
         "help": "Rule families to draw from (default: all but the quality families); see `rtt data families`."})
     quality_rubrics: list[str] = field(default_factory=list, metadata={
         "help": "Quality families added to every prompt, after its drawn constraints: no_repeated_sentences, "
-                "distinct_words, end_with_sentence (docs/testbed.md §4). Default: none, the prompts of before."})
+                "distinct_words, end_with_sentence, length_floor (docs/testbed.md §4). Default: none, the prompts of "
+                "before."})
 
 
 @dataclass

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "quality families)")
     testbed.add_argument("--quality-rubrics", nargs="*", default=(),
                          help="quality families to add to every prompt: no_repeated_sentences, distinct_words, "
-                              "end_with_sentence (docs/testbed.md §4; default: none)")
+                              "end_with_sentence, length_floor (docs/testbed.md §4; default: none)")
     testbed.set_defaults(run=_testbed)
     families = data.add_parser("families", help="list the testbed rule families")
     families.set_defaults(run=_families)

@@ -32,7 +32,8 @@ def add_relevance_commands(subparsers: Any) -> None:
     label.add_argument("--seed", type=int, default=0, help="testbed and sampling seed")
     label.add_argument("--quality-rubrics", nargs="*", default=(),
                        help="testbed quality families to add to every generated prompt (no_repeated_sentences, "
-                            "distinct_words, end_with_sentence): the same drawn constraints, three more rubrics")
+                            "distinct_words, end_with_sentence, length_floor): the same drawn constraints, more "
+                            "rubrics")
     label.add_argument("--samples-per-prompt", type=int, default=1, help="responses sampled for each prompt")
     label.add_argument("--policy", default=DEFAULT_POLICY,
                        help="policy that writes the responses: a Hugging Face Hub id, a local folder or an embedded "

@@ -14,7 +14,7 @@ rule family at most; each constraint becomes a rubric checked by ``testbed:<fami
   "end with a phrase" unreachable (`min_tokens_needed`).
 
 The quality families (`QUALITY_FAMILIES`: no repeated sentence, enough distinct words, a finished last
-sentence) check the answer itself rather than the form an instruction asks for; they catch the ways RL runs
+sentence, a floor on length) check the answer itself rather than the form an instruction asks for; they catch the ways RL runs
 hacked the testbed reward (docs/testbed.md §4). They are drawn only when `families` names them, and
 ``quality_rubrics`` appends them to every prompt.
 """
@@ -66,6 +66,7 @@ WORDS_PER_BULLET = 4  # a bullet line worth the name: its marker and a few words
 WORDS_PER_PARAGRAPH = 8
 MAX_ATTEMPTS = 1000  # draws per prompt before the requested families are declared unsatisfiable
 MIN_DISTINCT_RATIOS = (0.5, 0.6)  # distinct words / words; SmolLM2-135M answers of 80-120 words: median 0.70
+LENGTH_FLOOR_WORDS = (40, 50)  # about half of the base policy's held-out answers (~85 words, most cut at 128 tokens)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ FAMILIES: dict[str, RuleFamily] = {family.name: family for family in (
         description=lambda kw: f"The response has exactly {kw['n']} paragraphs separated by blank lines.",
         sample_kwargs=lambda rng: {"n": rng.randint(2, 4)},
     ),
-    # the quality families (QUALITY_FAMILIES below); each holds for a short clean answer
+    # the quality families (QUALITY_FAMILIES below); each but length_floor holds for a short clean answer
     RuleFamily(
         name="no_repeated_sentences",
         instruction=lambda kw: "Do not repeat any sentence or line.",
@@ -194,6 +195,12 @@ FAMILIES: dict[str, RuleFamily] = {family.name: family for family in (
         near_empty_passes=True,
     ),
     RuleFamily(
+        name="length_floor",  # min_words as a quality family: a floor on length in every prompt
+        instruction=lambda kw: f"Write a full answer of at least {kw['n']} words.",
+        description=lambda kw: f"The response has at least {kw['n']} words.",
+        sample_kwargs=lambda rng: {"n": rng.randint(*LENGTH_FLOOR_WORDS)},
+    ),
+    RuleFamily(
         name="end_with_sentence",
         instruction=lambda kw: ("Finish your response with a complete sentence ending in a period, "
                                 "a question mark or an exclamation mark."),
@@ -204,7 +211,7 @@ FAMILIES: dict[str, RuleFamily] = {family.name: family for family in (
     ),
 )}
 
-QUALITY_FAMILIES = ("no_repeated_sentences", "distinct_words", "end_with_sentence")
+QUALITY_FAMILIES = ("no_repeated_sentences", "distinct_words", "end_with_sentence", "length_floor")
 """Families that check the answer's own quality (docs/testbed.md §4): not drawn unless `families` names them;
 ``generate_rows(quality_rubrics=...)`` puts them in every prompt."""
 
@@ -223,9 +230,8 @@ def is_consistent(constraints: Constraints) -> bool:
     """
     if "start_with_word" in constraints and "title" in constraints:
         return False  # a title on the first line would displace the start word
-    if "max_words" in constraints and "min_words" in constraints:
-        if constraints["min_words"]["n"] >= constraints["max_words"]["n"] - MIN_WORD_GAP:
-            return False
+    if "max_words" in constraints and _word_floor(constraints) >= constraints["max_words"]["n"] - MIN_WORD_GAP:
+        return False
     if "forbidden_word" in constraints and constraints["forbidden_word"]["word"] in _required_words(constraints):
         return False
     if "end_with_sentence" in constraints and "end_with_phrase" in constraints:
@@ -234,6 +240,11 @@ def is_consistent(constraints: Constraints) -> bool:
         if not rules.check_end_with_sentence(phrase).passed:
             return False
     return True
+
+
+def _word_floor(constraints: Constraints) -> int:
+    """The most words any "at least N words" constraint asks for (0 if none)."""
+    return max(constraints.get(name, {}).get("n", 0) for name in ("min_words", "length_floor"))
 
 
 def _required_words(constraints: Constraints) -> set[str]:
@@ -257,7 +268,7 @@ def min_tokens_needed(constraints: Constraints) -> int:
              + constraints.get("include_keyword", {}).get("min_count", 0)
              + len(rules.find_words(constraints.get("end_with_phrase", {}).get("phrase", "")))
              + ("start_with_word" in constraints) + 3 * ("title" in constraints))
-    words = max(constraints.get("min_words", {}).get("n", 0), parts)
+    words = max(_word_floor(constraints), parts)
     return int(words * TOKENS_PER_WORD + 0.999) + 2 * (bullets + paragraphs) + 1
 
 
@@ -335,8 +346,10 @@ def _draw_constraints(rng: random.Random, family_names: list[str], min_rubrics: 
     # Rejection sampling: simple, and every rule above holds by construction of the accepted draw.
     for _ in range(MAX_ATTEMPTS):
         chosen = rng.sample(family_names, rng.randint(min_rubrics, max_rubrics))
-        constraints = {name: FAMILIES[name].sample_kwargs(rng) for name in chosen} | quality
-        if is_consistent(constraints) and resists_collapse(constraints) \
+        drawn = {name: FAMILIES[name].sample_kwargs(rng) for name in chosen}
+        constraints = drawn | quality
+        # the drawn mix resists collapse on its own, so a length floor does not change which mixes are drawn
+        if is_consistent(constraints) and resists_collapse(drawn) \
                 and (max_tokens is None or min_tokens_needed(constraints) <= max_tokens):
             return constraints
     within = f", satisfiable within {max_tokens} tokens," if max_tokens is not None else ""

@@ -342,5 +342,6 @@ CHECKERS: dict[str, Callable[..., Verdict]] = {
     "no_repeated_sentences": check_no_repeated_sentences,
     "distinct_words": check_distinct_words,
     "end_with_sentence": check_end_with_sentence,
+    "length_floor": check_min_words,  # the same rule as a quality family (data.synthetic)
 }
 """Family name -> checker; the registry exposes each as ``testbed:<family>``."""
