@@ -92,6 +92,18 @@ def rows_by_variant(report: dict) -> dict[str, dict]:
     return {row["variant"]: row for row in report["table"]["rows"]}
 
 
+def test_a_variant_gains_over_its_own_first_evaluation_when_its_prompts_differ(study):
+    """A pilot round that adds a rubric asks the same prompts with other rubrics: its base differs from the
+    others'. Its gain is over its own runs' step 0, not over the folder's pooled "before training" row."""
+    first = study / "rtt-random" / "seed0" / "heldout" / "step_000000.jsonl"
+    rows = [json.loads(line) for line in first.read_text().splitlines()]
+    first.write_text("".join(json.dumps(row | {"verdicts": [1, 1], "satisfaction": 1.0}) + "\n" for row in rows))
+    write_report(study)
+    rows = rows_by_variant(json.loads((study / "report" / "report.json").read_text()))
+    assert rows["rtt-random"]["minus_before_training"]["satisfaction"]["mean"] == pytest.approx(0.75 - 1.0)
+    assert rows["grpo-csr"]["minus_before_training"]["satisfaction"]["mean"] == pytest.approx(0.75 - 0.5)
+
+
 def test_report_numbers_are_the_run_folders_numbers(study):
     page = write_report(study)
     assert page == study / "report" / "report.html"

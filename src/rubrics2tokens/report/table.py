@@ -106,6 +106,12 @@ def build_table(runs: list[RunFolder], baseline: str | None = None) -> Table:
     # whose cells pool all those responses: as one run per evaluation, the copies of it would narrow its interval.
     base_model = {metric: cell_matrix([[row for rows in first_rows.values() for row in rows]], prompts, metric)
                   for metric in metrics}
+
+    def own_base(group: list[RunFolder], metric: str) -> Any:
+        # a variant's gain is over its own runs' first evaluations: the same base model, but a folder may hold
+        # variants that ask different prompts (a pilot round that adds a quality rubric), whose bases differ
+        return cell_matrix([[row for run in group for row in first_rows.get(str(run.path), [])]], prompts, metric)
+
     table_rows = [VariantRow(BEFORE, runs, [run.heldout_steps[0] for run in runs if run.heldout_steps],
                              {metric: estimate(base_model[metric]) for metric in metrics})]
     for name, group in groups.items():
@@ -116,7 +122,7 @@ def build_table(runs: list[RunFolder], baseline: str | None = None) -> Table:
                          median_step_time_s=over_runs([timing[0] for timing in timings]),
                          rtt_share=sum(timing[2] for timing in timings) / total_step_time if total_step_time else None,
                          wall_s=over_runs([run.wall_s for run in group if run.wall_s is not None]),
-                         gain={metric: difference(matrix(group, metric, rows_at), base_model[metric])
+                         gain={metric: difference(matrix(group, metric, rows_at), own_base(group, metric))
                                for metric in deltas},
                          degenerate={run.label: found for run in group if (found := run_degeneration(run))})
         if baseline and name != baseline:
