@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from rubrics2tokens.relevance.labels import load_labels
-from rubrics2tokens.relevance.metrics import predict_pairs, summarize
+from rubrics2tokens.relevance.metrics import family_groups, predict_pairs, summarize
 from rubrics2tokens.relevance.model import RelevanceModel
 from rubrics2tokens.relevance.training.config import load_training_config
 from rubrics2tokens.relevance.training.data import load_pairs
@@ -42,11 +42,7 @@ def parse_args(argv=None):
 
 def by_family(pairs, predictions, labels):
     """family -> (predictions, labels) of its pairs, plus "overall" -> all of them."""
-    groups = {"overall": (predictions, labels)}
-    for family in sorted({pair.family for pair in pairs}):
-        indices = [i for i, pair in enumerate(pairs) if pair.family == family]
-        groups[family] = ([predictions[i] for i in indices], [labels[i] for i in indices])
-    return groups
+    return {"overall": (predictions, labels), **family_groups(predictions, labels, [pair.family for pair in pairs])}
 
 
 def span_f1(group, threshold: float) -> float:
@@ -74,9 +70,9 @@ def main(argv=None):
     overall = best_threshold(tuning["overall"])
     rows = {}
     for family, group in scored.items():
-        tuned = len(tuning[family][0]) >= MIN_TUNING_PAIRS if family in tuning else False
-        own = best_threshold(tuning[family]) if tuned else overall
-        rows[family] = {"held_out_pairs": len(tuning[family][0]) if family in tuning else 0,
+        tuned_pairs = len(tuning[family][0]) if family in tuning else 0
+        own = best_threshold(tuning[family]) if tuned_pairs >= MIN_TUNING_PAIRS else overall
+        rows[family] = {"held_out_pairs": tuned_pairs,
                         "test_pairs": len(group[0]), "auroc": summarize(*group, 0.5)["auroc"],
                         "span_f1_model": span_f1(group, model.config.threshold),
                         "overall_threshold": overall, "span_f1_overall_threshold": span_f1(group, overall),

@@ -61,7 +61,8 @@ def main(argv=None):
     for run in args.runs:
         cost = save_cost(run)
         print(f"{str(run):<44} {cost['save_steps']:>5} {cost['saves']:>5} {cost['median_gap_after_save_s']:>13.2f}s "
-              f"{cost['median_gap_otherwise_s']:>8.2f}s {cost['per_save_s']:>7.2f}s {cost['share_of_logged_wall']:>6.1%}")
+              f"{cost['median_gap_otherwise_s']:>8.2f}s {cost['per_save_s']:>7.2f}s "
+              f"{cost['share_of_logged_wall']:>6.1%}")
 
 
 if __name__ == "__main__":

@@ -100,7 +100,8 @@ def test_testbed_quality_rubrics_unknown_name_is_one_error_naming_the_key(tmp_pa
         load_run_config(path, [override])
     message = str(error.value)
     assert message.startswith(f"command-line override {override!r}: data.testbed.quality_rubrics must be a list of "
-                              "quality families (no_repeated_sentences, distinct_words, end_with_sentence, length_floor)")
+                              "quality families (no_repeated_sentences, distinct_words, end_with_sentence, "
+                              "length_floor)")
     assert "\n" not in message
 
 

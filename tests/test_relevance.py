@@ -10,9 +10,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from rubrics2tokens.data.schema import Rubric
 from rubrics2tokens.relevance.alignment import (_byte_decoder, _prefix_spans, _streaming_spans, spans_to_token_mask,
                                                 token_char_spans)
-from rubrics2tokens.relevance.sources import (OracleRelevance, RandomRelevance, RelevanceInputs, ShuffledOracleRelevance,
-                                              UniformRelevance,
-                                              build_relevance_source)
+from rubrics2tokens.relevance.sources import (OracleRelevance, RandomRelevance, RelevanceInputs,
+                                              ShuffledOracleRelevance, UniformRelevance, build_relevance_source)
 from rubrics2tokens.scoring.router import RoutingScorer
 
 TEXTS = [

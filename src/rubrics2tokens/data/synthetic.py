@@ -14,9 +14,9 @@ rule family at most; each constraint becomes a rubric checked by ``testbed:<fami
   "end with a phrase" unreachable (`min_tokens_needed`).
 
 The quality families (`QUALITY_FAMILIES`: no repeated sentence, enough distinct words, a finished last
-sentence, a floor on length) check the answer itself rather than the form an instruction asks for; they catch the ways RL runs
-hacked the testbed reward (docs/testbed.md §4). They are drawn only when `families` names them, and
-``quality_rubrics`` appends them to every prompt.
+sentence, a floor on length) check the answer itself rather than the form an instruction asks for; they catch
+the ways RL runs hacked the testbed reward (docs/testbed.md §4). They are drawn only when `families` names them,
+and ``quality_rubrics`` appends them to every prompt.
 """
 
 from __future__ import annotations

@@ -101,8 +101,8 @@ def compare(base: PromptScores, other: PromptScores, seed: int = 0) -> Compariso
     if not shared:
         raise ValueError("the two folders share no prompt: they answered different benchmarks or --limit ranges")
     draws = np.random.default_rng(seed).integers(0, len(shared), size=(RESAMPLES, len(shared)))
-    rows = [np.array([{key: row for row, key in enumerate(scores.keys)}[key] for key in shared])
-            for scores in (base, other)]
+    positions = [{key: row for row, key in enumerate(scores.keys)} for scores in (base, other)]
+    rows = [np.array([position[key] for key in shared]) for position in positions]
     # every accuracy both folders have (none is length-free on a benchmark without such instructions)
     metrics = [metric for metric in COMPARED if all(scores.counted[metric][side_rows].sum() > 0
                                                     for scores, side_rows in zip((base, other), rows))]

@@ -106,17 +106,24 @@ def summarize(predictions: Sequence[torch.Tensor], labels: Sequence[torch.Tensor
     }
 
 
-def relevance_report(predictions: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], families: Sequence[str],
-                     threshold: float) -> dict[str, Any]:
-    """``{"threshold", "overall": metrics, "families": {family: metrics}}`` (see `summarize`)."""
+def family_groups(predictions: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], families: Sequence[str]
+                  ) -> dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]]:
+    """family -> (predictions, labels) of its pairs, families sorted."""
     members: dict[str, list[int]] = defaultdict(list)
     for index, family in enumerate(families):
         members[family].append(index)
+    return {family: ([predictions[i] for i in indices], [labels[i] for i in indices])
+            for family, indices in sorted(members.items())}
+
+
+def relevance_report(predictions: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], families: Sequence[str],
+                     threshold: float) -> dict[str, Any]:
+    """``{"threshold", "overall": metrics, "families": {family: metrics}}`` (see `summarize`)."""
     return {
         "threshold": threshold,
         "overall": summarize(predictions, labels, threshold),
-        "families": {family: summarize([predictions[i] for i in indices], [labels[i] for i in indices], threshold)
-                     for family, indices in sorted(members.items())},
+        "families": {family: summarize(*group, threshold)
+                     for family, group in family_groups(predictions, labels, families).items()},
     }
 
 

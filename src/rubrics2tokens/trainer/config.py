@@ -59,8 +59,8 @@ class RTTConfig(GRPOConfig):
     relevance_source: str = field(default="oracle", metadata={
         "help": "Where token relevance comes from: none (plain GRPO, same code path), uniform, random, oracle "
                 "(the verifiers' deciding spans), shuffled (the oracle's flags on random tokens of the same "
-                "response: the control for placement), model (a trained relevance model, see relevance_model), or contrast "
-                "(the policy's log-probability with minus without each rubric; no trained model)."})
+                "response: the control for placement), model (a trained relevance model, see relevance_model), or "
+                "contrast (the policy's log-probability with minus without each rubric; no trained model)."})
     relevance_model: str | None = field(default=None, metadata={
         "help": "Folder of a trained relevance model (from `rtt relevance train`), for relevance_source 'model'."})
     relevance_threshold: float = field(default=0.5, metadata={
