@@ -310,3 +310,26 @@ def test_a_cut_last_line_of_attempts_jsonl_is_skipped_with_one_warning(tmp_path,
     _append(path, {"event": "start", "started_at": "2026-01-03T00:00:00.000+00:00", "resumed": True})
     assert [record["started_at"][:10] for record in _attempt_records(tmp_path)] == [
         "2026-01-01", "2026-01-01", "2026-01-03"]
+
+
+def test_the_floor_study_is_the_first_regime_with_the_floor_a_longer_limit_and_new_prompts(tmp_path):
+    """configs/study_floor.yaml (docs/study.md: the first regime failed on its prompts; pilot rounds 9, 10, 12)."""
+    configs = {}
+    for name in ("study_intra", "study_floor"):
+        result = rtt_study(str(REPO / "configs" / f"{name}.yaml"), "--out", str(tmp_path / name), "--dry-run")
+        assert result.returncode == 0, result.stderr[-3000:]
+        study = load_study(REPO / "configs" / f"{name}.yaml", tmp_path / name)
+        configs[name] = {run.name: load_run_config(run.config_path) for run in study.runs}
+    first, floor = configs["study_intra"], configs["study_floor"]
+    assert set(first) == set(floor), "the same variants and seeds"
+    for run, config in floor.items():
+        testbed, before = config.data.testbed, first[run].data.testbed
+        assert testbed.quality_rubrics == [*before.quality_rubrics, "length_floor"]
+        assert testbed.seed not in (before.seed, 100) and config.eval.seed not in (first[run].eval.seed, 2000)
+        train, train_before = config.training, first[run].training
+        assert (train.learning_rate, train.max_steps, train.token_partition, train.relevance_source) == (
+            train_before.learning_rate, train_before.max_steps, train_before.token_partition,
+            train_before.relevance_source)
+        assert (train_before.max_completion_length, train.max_completion_length) == (128, 192), "round 12"
+        if not run.startswith("grpo-csr/"):
+            assert (config.training.token_advantage_coef, config.training.stop_credit) == (0.1, False), "round 10"
