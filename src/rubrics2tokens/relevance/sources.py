@@ -202,11 +202,11 @@ def build_relevance_source(name: str, tokenizer: PreTrainedTokenizerBase, seed: 
         return UniformRelevance()
     if name == "random":
         return RandomRelevance(seed)
-    if name == "oracle":
-        return OracleRelevance(tokenizer, stop_token_ids(tokenizer, getattr(policy, "generation_config", None)))
-    if name == "shuffled":
-        return ShuffledOracleRelevance(tokenizer, stop_token_ids(tokenizer, getattr(policy, "generation_config", None)),
-                                       seed)
+    if name in ("oracle", "shuffled"):
+        stops = stop_token_ids(tokenizer, getattr(policy, "generation_config", None))
+        if name == "oracle":
+            return OracleRelevance(tokenizer, stops)
+        return ShuffledOracleRelevance(tokenizer, stops, seed)
     if name == "model":
         if not model_path:
             raise ValueError("relevance_source 'model' needs relevance_model: the folder of a trained relevance "
