@@ -332,4 +332,4 @@ def test_the_floor_study_is_the_first_regime_with_the_floor_a_longer_limit_and_n
             train_before.relevance_source)
         assert (train_before.max_completion_length, train.max_completion_length) == (128, 192), "round 12"
         if not run.startswith("grpo-csr/"):
-            assert (config.training.token_advantage_coef, config.training.stop_credit) == (0.1, False), "round 10"
+            assert (train.token_advantage_coef, train.stop_credit) == (0.1, False), "round 10"
