@@ -95,7 +95,8 @@ def main(argv=None):
     if "model" in args.sources and not models:
         print("model source skipped: no --relevance-model")
     load_at_start, start = os.getloadavg(), time.perf_counter()
-    batch = sample_testbed_batch(args.policy, args.num_prompts, args.seed, args.group_size, args.max_new_tokens)
+    batch = sample_testbed_batch(args.policy, args.num_prompts, args.seed, args.group_size, args.max_new_tokens,
+                                 args.regime)
     print(f"sampled {batch.describe()}, {time.perf_counter() - start:.0f} s", flush=True)
     table, timings = agreement_table(batch, sources, args.partitions, args.seed, models,
                                      args.threshold, args.floor)

@@ -120,7 +120,8 @@ def measure(batch, weights, token_mask, args):
 def main(argv=None):
     args = parse_args(argv)
     load_at_start, start = os.getloadavg(), time.perf_counter()
-    batch = sample_testbed_batch(args.policy, args.num_prompts, args.seed, args.group_size, args.max_new_tokens)
+    batch = sample_testbed_batch(args.policy, args.num_prompts, args.seed, args.group_size, args.max_new_tokens,
+                                 args.regime)
     print(f"sampled {batch.describe()}, {time.perf_counter() - start:.0f} s", flush=True)
 
     table, timings = {}, {}

@@ -2,7 +2,8 @@
 bench/std_floor.py and bench/credit_agreement.py).
 
 `sample_testbed_batch` samples ``group_size`` responses to each of ``num_prompts`` testbed prompts
-(``generate_rows(N, seed)``) with the policy and the RL rollout decoder, and scores them with the verifiers
+(``generate_rows(N, seed)``; with ``--regime``, drawn as a run or study config's ``data.testbed`` draws them:
+its families, rubric counts and quality rubrics, on this seed) with the policy and the RL rollout decoder, and scores them with the verifiers
 (``RoutingScorer(mode="verifiers")``). `source_weights` gives a source's ``(B, K, T)`` weights and the
 trainer's credit mask (`credit_mask` under the default ``zero_special_tokens``); `token_credit` the token
 advantages ``(B, T)`` of `rtt_token_advantages` itself (a row that flags nothing leaves the average).
@@ -20,6 +21,8 @@ import torch
 from accelerate import Accelerator
 
 from rubrics2tokens.data.synthetic import generate_rows
+from rubrics2tokens.study.spec import load_study
+from rubrics2tokens.yaml_config import read_config_tree
 from rubrics2tokens.generation import SamplingParams, StaticCacheDecoder
 from rubrics2tokens.generation.stopping import stop_token_ids
 from rubrics2tokens.models import DEFAULT_POLICY, load_policy
@@ -60,6 +63,24 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-size", type=int, default=4, help="responses per prompt (num_generations)")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="max_completion_length")
     parser.add_argument("--policy", default=DEFAULT_POLICY)
+    parser.add_argument("--regime", metavar="CONFIG",
+                        help="a run or study config: draw the prompts as its data.testbed does (families, rubric "
+                             "counts, quality rubrics; --seed still picks them) and answer up to its "
+                             "max_completion_length instead of --max-new-tokens")
+
+
+PROMPT_KEYS = ("min_rubrics", "max_rubrics", "families", "quality_rubrics")
+
+
+def regime(path: str) -> tuple[dict, int | None]:
+    """A run or study config's ``generate_rows`` keyword arguments (`PROMPT_KEYS` of its ``data.testbed``) and
+    its ``training.max_completion_length`` (None where unset)."""
+    tree = read_config_tree(path)
+    if "base" in tree:  # a study file: its base run config
+        tree = load_study(path).base
+    testbed = (tree.get("data") or {}).get("testbed") or {}
+    return ({key: testbed[key] for key in PROMPT_KEYS if key in testbed},
+            (tree.get("training") or {}).get("max_completion_length"))
 
 
 def sample(model, tokenizer, rows, group_size, max_new_tokens, seed):
@@ -78,10 +99,14 @@ def sample(model, tokenizer, rows, group_size, max_new_tokens, seed):
     return ids, mask
 
 
-def sample_testbed_batch(policy: str, num_prompts: int, seed: int, group_size: int, max_new_tokens: int
-                         ) -> TestbedBatch:
+def sample_testbed_batch(policy: str, num_prompts: int, seed: int, group_size: int, max_new_tokens: int,
+                         regime_path: str | None = None) -> TestbedBatch:
     """Sample and score (see the module docstring); ``seed`` picks the prompts and the sampling."""
-    rows = generate_rows(num_prompts, seed=seed)
+    prompt_options = {}
+    if regime_path:
+        prompt_options, limit = regime(regime_path)
+        max_new_tokens = limit or max_new_tokens
+    rows = generate_rows(num_prompts, seed=seed, **prompt_options)
     model, tokenizer = load_policy(policy)
     model.eval()
     completion_ids, completion_mask = sample(model, tokenizer, rows, group_size, max_new_tokens, seed)

@@ -140,6 +140,20 @@ def test_the_bench_runs_on_the_tiny_policy(tiny_model_dir, tiny_relevance_dir, t
         assert table["random"][partition]["cosine"] < 0.9
 
 
+def test_a_regime_draws_the_prompts_and_the_limit_of_a_study_or_run_config(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    from testbed_batch import regime
+
+    options, limit = regime(str(REPO / "configs" / "study_floor.yaml"))  # a study file: its base
+    assert limit == 192
+    assert options["quality_rubrics"] == ["no_repeated_sentences", "distinct_words", "end_with_sentence",
+                                          "length_floor"]
+    assert options["min_rubrics"] == options["max_rubrics"] == 4
+    run = tmp_path / "run.yaml"
+    run.write_text("data:\n  source: testbed\n  testbed: {seed: 5, families: [no_commas, all_lowercase]}\n")
+    assert regime(str(run)) == ({"families": ["no_commas", "all_lowercase"]}, None)  # its seed is not taken
+
+
 @pytest.mark.parametrize("partition", ["intra_sample", "signed"])
 def test_a_response_without_an_unflagged_token_is_left_out(partition):
     """A failed rubric flags the whole text, another blames only the stop token: no token is left to measure a
